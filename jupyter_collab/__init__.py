@@ -1,0 +1,13 @@
+"""jupyter-collab: real-time collaboration for Jupyter notebooks and files."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    from .app import CollabApp
+
+    return [{"module": "jupyter_collab", "app": CollabApp}]

@@ -1,0 +1,227 @@
+"""A Python collaborator: joins a room over the real WebSocket, like a browser tab does.
+
+`RoomClient` speaks the Yjs sync and awareness protocol with a pycrdt document and is
+what our tests (and, later, higher-level API clients) build on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+from urllib.parse import quote
+
+from jupyter_ydoc import YNotebook, YUnicode
+from pycrdt import Doc, TransactionEvent
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.websocket import WebSocketClientConnection, websocket_connect
+
+from .protocol import (
+    AwarenessEntry,
+    AwarenessMessage,
+    ProtocolError,
+    Reader,
+    SyncMessage,
+    SyncType,
+    awareness_frame,
+    decode_awareness,
+    decode_message,
+    encode_awareness,
+    save_request_frame,
+    sync_frame,
+)
+
+
+class RoomClosed(Exception):
+    """The server closed the connection; `code` and `reason` say why."""
+
+    def __init__(self, code: int | None, reason: str | None) -> None:
+        super().__init__(f"room closed: {code} {reason}")
+        self.code = code
+        self.reason = reason
+
+
+async def open_session(server_url: str, path: str, token: str, *, file_format: str = "json",
+                       file_type: str = "notebook") -> dict[str, Any]:
+    """`PUT /api/collaboration/session/{path}`: the room of a file."""
+    response = await AsyncHTTPClient().fetch(
+        HTTPRequest(
+            f"{server_url.rstrip('/')}/api/collaboration/session/{quote(path)}",
+            method="PUT",
+            body=json.dumps({"format": file_format, "type": file_type}),
+            headers={"Authorization": f"token {token}"},
+        )
+    )
+    return json.loads(response.body)
+
+
+def room_url(server_url: str, session: dict[str, Any], token: str) -> str:
+    ws_base = server_url.rstrip("/").replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+    room = f"{session['format']}:{session['type']}:{session['fileId']}"
+    return f"{ws_base}/api/collaboration/room/{room}?sessionId={session['sessionId']}&token={token}"
+
+
+class RoomClient:
+    """One connection to a room, with its own pycrdt document.
+
+    Local changes to `doc` are sent to the server; remote changes are applied to it.
+    """
+
+    def __init__(self, url: str, *, doc: Doc | None = None, user: dict[str, Any] | None = None) -> None:
+        self.url = url
+        self.doc = doc if doc is not None else Doc()
+        self.user = user
+        self.ws: WebSocketClientConnection | None = None
+        self.synced = asyncio.Event()
+        self.closed = asyncio.Event()
+        self.close_code: int | None = None
+        self.close_reason: str | None = None
+        self.awareness: dict[int, dict[str, Any]] = {}
+        self.save_replies: dict[int, dict[str, Any]] = {}
+        self._save_waiters: dict[int, asyncio.Future] = {}
+        self._next_save = 0
+        self._awareness_clock = 0
+        self._reader: asyncio.Task | None = None
+        self._subscription = None
+        self._applying_remote = False
+
+    async def connect(self, timeout: float = 10.0) -> RoomClient:
+        self.synced.clear()
+        self.closed.clear()
+        self.close_code = self.close_reason = None
+        self.ws = await websocket_connect(self.url, max_message_size=256 * 1024 * 1024)
+        if self._subscription is None:
+            self._subscription = self.doc.observe(self._on_local_change)
+        if self.user is not None:
+            self.set_awareness({"user": self.user})
+        await self._write(sync_frame(SyncType.STEP1, self.doc.get_state()))
+        self._reader = asyncio.get_running_loop().create_task(self._read_loop())
+        try:
+            await asyncio.wait_for(self.synced.wait(), timeout)
+        except TimeoutError:
+            if self.closed.is_set():
+                raise RoomClosed(self.close_code, self.close_reason) from None
+            raise
+        return self
+
+    @property
+    def connected(self) -> bool:
+        return self.ws is not None and not self.closed.is_set()
+
+    async def _write(self, frame: bytes) -> None:
+        if self.ws is None:
+            return
+        await self.ws.write_message(frame, binary=True)
+
+    def _on_local_change(self, event: TransactionEvent) -> None:
+        update = event.update
+        if update == b"\x00\x00" or self._applying_remote or not self.connected:
+            return  # offline edits reach the server through sync step 2 on reconnect
+        asyncio.get_running_loop().create_task(self._write(sync_frame(SyncType.UPDATE, update)))
+
+    def _apply_remote(self, update: bytes) -> None:
+        self._applying_remote = True
+        try:
+            self.doc.apply_update(update)
+        finally:
+            self._applying_remote = False
+
+    async def _read_loop(self) -> None:
+        assert self.ws is not None
+        while True:
+            frame = await self.ws.read_message()
+            if frame is None:
+                self.close_code = self.ws.close_code
+                self.close_reason = self.ws.close_reason
+                self.closed.set()
+                return
+            if isinstance(frame, str):
+                continue
+            try:
+                message = decode_message(frame)
+            except ProtocolError:
+                message = _decode_custom_reply(frame)
+                if message is None:
+                    continue
+            if isinstance(message, dict):
+                self._on_custom(message)
+            elif isinstance(message, SyncMessage):
+                if message.kind == SyncType.STEP1:
+                    await self._write(sync_frame(SyncType.STEP2, self.doc.get_update(message.payload)))
+                else:
+                    self._apply_remote(message.payload)
+                    if message.kind == SyncType.STEP2:
+                        self.synced.set()
+            elif isinstance(message, AwarenessMessage):
+                for entry in decode_awareness(message.payload):
+                    state = json.loads(entry.state_json) if entry.state_json else None
+                    if state is None:
+                        self.awareness.pop(entry.client_id, None)
+                    else:
+                        self.awareness[entry.client_id] = state
+
+    def _on_custom(self, body: dict[str, Any]) -> None:
+        if body.get("type") == "save":
+            request_id = body.get("responseTo")
+            self.save_replies[request_id] = body
+            waiter = self._save_waiters.pop(request_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(body)
+
+    def set_awareness(self, state: dict[str, Any] | None) -> None:
+        self._awareness_clock += 1
+        entry = AwarenessEntry(self.doc.client_id, self._awareness_clock, json.dumps(state))
+        asyncio.get_running_loop().create_task(self._write(awareness_frame(encode_awareness([entry]))))
+
+    async def save(self, timeout: float = 10.0) -> dict[str, Any]:
+        """Ask the server to save now; returns its reply (`status`: success/skipped/failed)."""
+        self._next_save += 1
+        waiter = asyncio.get_running_loop().create_future()
+        self._save_waiters[self._next_save] = waiter
+        await self._write(save_request_frame(self._next_save))
+        return await asyncio.wait_for(waiter, timeout)
+
+    async def send_raw(self, frame: bytes | str) -> None:
+        """Send any frame, valid or not (for tests of the server's defences)."""
+        assert self.ws is not None
+        await self.ws.write_message(frame, binary=isinstance(frame, bytes))
+
+    async def wait_closed(self, timeout: float = 10.0) -> tuple[int | None, str | None]:
+        await asyncio.wait_for(self.closed.wait(), timeout)
+        return self.close_code, self.close_reason
+
+    async def disconnect(self) -> None:
+        """Go offline: local edits are kept and sent on the next `connect()`."""
+        if self.ws is not None:
+            self.ws.close(1000)
+            try:
+                await asyncio.wait_for(self.closed.wait(), 5)
+            except TimeoutError:
+                pass
+        if self._reader is not None:
+            self._reader.cancel()
+        self.closed.set()
+        self.ws = None
+
+    async def close(self) -> None:
+        await self.disconnect()
+        if self._subscription is not None:
+            self.doc.unobserve(self._subscription)
+            self._subscription = None
+
+    def notebook(self) -> YNotebook:
+        return YNotebook(self.doc)
+
+    def text(self) -> YUnicode:
+        return YUnicode(self.doc)
+
+
+def _decode_custom_reply(frame: bytes) -> dict[str, Any] | None:
+    """The server's JSON replies on message type 2 (not valid as client requests)."""
+    reader = Reader(frame)
+    try:
+        if reader.var_uint() != 2:
+            return None
+        return json.loads(reader.var_string())
+    except (ProtocolError, ValueError):
+        return None

@@ -1,0 +1,106 @@
+"""Document kinds: which shared model backs a room, and how content goes in and out of it.
+
+Room ids follow the JupyterLab convention `{format}:{type}:{fileId}`; notebooks use
+jupyter-ydoc's `YNotebook` (schema 2.0.0), text files `YUnicode`, binary files `YBlob`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from jupyter_ydoc import YBlob, YNotebook, YUnicode
+from jupyter_ydoc.ybasedoc import YBaseDoc
+from pycrdt import Doc
+
+from .persistence.merge import merge_notebook, merge_text, notebook_snapshot
+
+# (format, type) pairs we serve, and the shared model for each.
+DOCUMENT_KINDS: dict[tuple[str, str], type[YBaseDoc]] = {
+    ("json", "notebook"): YNotebook,
+    ("text", "file"): YUnicode,
+    ("base64", "file"): YBlob,
+}
+
+_FILE_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,200}$")
+
+
+class BadRoomId(ValueError):
+    """The room id does not name a document kind and file id we serve."""
+
+
+@dataclass(frozen=True)
+class RoomKey:
+    format: str
+    type: str
+    file_id: str
+
+    @property
+    def room_id(self) -> str:
+        return f"{self.format}:{self.type}:{self.file_id}"
+
+
+def parse_room_id(room_id: str) -> RoomKey | None:
+    """A document room's key; None for awareness-only rooms (fewer than two colons).
+
+    Raises BadRoomId when it looks like a document room but is not one we can serve.
+    """
+    if room_id.count(":") < 2:
+        return None
+    file_format, file_type, file_id = room_id.split(":", 2)
+    if (file_format, file_type) not in DOCUMENT_KINDS:
+        raise BadRoomId(f"unsupported document kind {file_format}:{file_type}")
+    if not _FILE_ID.match(file_id):
+        raise BadRoomId("malformed file id")
+    return RoomKey(file_format, file_type, file_id)
+
+
+class SharedDocument:
+    """A jupyter-ydoc model plus the content conversions persistence needs."""
+
+    def __init__(self, key: RoomKey) -> None:
+        self.kind = DOCUMENT_KINDS[(key.format, key.type)]
+        self.ydoc = Doc()
+        self.model: YBaseDoc = self.kind(self.ydoc)
+
+    def content(self) -> Any:
+        """Current content; notebook cells always carry their ids (for merging)."""
+        if isinstance(self.model, YNotebook):
+            return notebook_snapshot(self.model)
+        return self.model.get()
+
+    def file_content(self) -> Any:
+        """Current content as it is written to disk."""
+        return self.model.get()
+
+    def set(self, content: Any) -> None:
+        self.model.set(content)
+
+    def normalize(self, content: Any) -> Any:
+        """File content in the form `content()` returns (defaults that loading adds)."""
+        scratch = self.kind(Doc())
+        scratch.set(content)
+        if isinstance(scratch, YNotebook):
+            return notebook_snapshot(scratch)
+        return scratch.get()
+
+    def merge(self, base: Any, incoming: Any, *, apply_deletions: bool = True) -> bool:
+        """Merge `incoming` (changes against `base`) into the live document."""
+        if isinstance(self.model, YNotebook):
+            return merge_notebook(self.model, base, incoming, apply_deletions=apply_deletions)
+        if isinstance(self.model, YUnicode):
+            return merge_text(self.model, base, incoming)
+        if incoming != self.model.get():
+            self.model.set(incoming)
+            return True
+        return False
+
+    def foreign_content(self, update: bytes) -> Any:
+        """Content of a document made only of `update` (a client's unrelated history)."""
+        scratch_doc = Doc()
+        scratch_doc.apply_update(update)
+        scratch = self.kind(scratch_doc)
+        if isinstance(scratch, YNotebook):
+            return notebook_snapshot(scratch)
+        return scratch.get()

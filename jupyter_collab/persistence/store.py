@@ -1,0 +1,257 @@
+"""The history store: each document's CRDT state in one SQLite file, so that clients that
+reconnect after a server restart share the server's history and merge without duplication.
+
+Why our own and not pycrdt-store: its history squashing can empty a document and its
+compressed store fails to load. This one keeps, per document, a snapshot (the full
+encoded state of the live document) plus the updates since, and:
+
+- batches writes: updates are queued in memory and written by one task, one
+  transaction per `flush_interval`, so fast typing costs one commit per interval, and
+  a crash loses at most that interval;
+- bounds memory: when a document's queue grows past `max_pending_bytes`, the queue is
+  replaced by one snapshot of the live document;
+- compacts: when a document's stored updates outgrow `compact_bytes`, they are replaced
+  by a snapshot (the live document's own encoding, never a squash of old updates, so the
+  current content is always what is stored);
+- caps its size: past `max_bytes`, histories of documents that are not open are dropped,
+  least recently used first (their files on disk still hold their content).
+
+It also remembers, per document, the content last written to (or read from) disk, so that
+on restart the server can tell whether the file changed while it was down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pycrdt import merge_updates
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    room TEXT PRIMARY KEY,
+    base TEXT,             -- JSON of the content last read from or written to disk
+    base_hash TEXT,
+    used REAL NOT NULL     -- last time the document was open, for eviction
+);
+CREATE TABLE IF NOT EXISTS updates (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    room TEXT NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS updates_room ON updates (room, id);
+"""
+
+
+@dataclass
+class StoredDocument:
+    state: bytes  # one merged Yjs update holding the whole stored history
+    base: str | None
+    base_hash: str | None
+
+
+@dataclass
+class _Pending:
+    snapshot: bytes | None = None  # replaces everything stored before it
+    updates: list[bytes] | None = None
+    size: int = 0
+
+
+class HistoryStore:
+    """SQLite-backed, batched, bounded store of CRDT histories (one file per server)."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        flush_interval: float = 0.1,
+        compact_bytes: int = 4_000_000,
+        max_pending_bytes: int = 8_000_000,
+        max_bytes: int = 500_000_000,
+        log: logging.Logger | None = None,
+    ) -> None:
+        self.path = path
+        self.flush_interval = flush_interval
+        self.compact_bytes = compact_bytes
+        self.max_pending_bytes = max_pending_bytes
+        self.max_bytes = max_bytes
+        self.log = log or logging.getLogger(__name__)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+        self.store_id = self._store_id()
+        self._pending: dict[str, _Pending] = {}
+        self._snapshotters: dict[str, Callable[[], bytes]] = {}
+        self._stored_bytes: dict[str, int] = {}
+        self._bases: dict[str, tuple[str, str]] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._lock = asyncio.Lock()
+
+    def _store_id(self) -> str:
+        row = self._db.execute("SELECT value FROM meta WHERE key='id'").fetchone()
+        if row:
+            return row[0]
+        store_id = uuid.uuid4().hex
+        self._db.execute("INSERT INTO meta (key, value) VALUES ('id', ?)", (store_id,))
+        return store_id
+
+    def _wake_up(self) -> None:
+        """Make the writer task flush soon (starting it on first use)."""
+        self._wake.set()
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            await asyncio.sleep(self.flush_interval)
+            self._wake.clear()
+            try:
+                await self.flush()
+            except Exception:  # a full disk must not stop the server; next flush retries
+                self.log.exception("jupyter_collab: history store write failed")
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def load(self, room: str) -> StoredDocument | None:
+        """The stored history of a room, or None when there is none."""
+        await self.flush()
+        return await asyncio.to_thread(self._load, room)
+
+    def _load(self, room: str) -> StoredDocument | None:
+        row = self._db.execute(
+            "SELECT base, base_hash FROM documents WHERE room=?", (room,)
+        ).fetchone()
+        blobs = [
+            r[0]
+            for r in self._db.execute("SELECT data FROM updates WHERE room=? ORDER BY id", (room,))
+        ]
+        self._db.execute("UPDATE documents SET used=? WHERE room=?", (time.time(), room))
+        if not blobs:
+            return None
+        self._stored_bytes[room] = sum(len(b) for b in blobs)
+        state = blobs[0] if len(blobs) == 1 else merge_updates(*blobs)
+        return StoredDocument(state, row[0] if row else None, row[1] if row else None)
+
+    # -- writing -------------------------------------------------------------------------
+
+    def open(self, room: str, snapshot: Callable[[], bytes]) -> None:
+        """Register a live document; `snapshot()` returns its full encoded state."""
+        self._snapshotters[room] = snapshot
+
+    def close(self, room: str) -> None:
+        self._snapshotters.pop(room, None)
+
+    def append(self, room: str, update: bytes) -> None:
+        pending = self._pending.setdefault(room, _Pending())
+        if pending.updates is None:
+            pending.updates = []
+        pending.updates.append(update)
+        pending.size += len(update)
+        if pending.size > self.max_pending_bytes and room in self._snapshotters:
+            self.replace(room, self._snapshotters[room]())
+        self._wake_up()
+
+    def replace(self, room: str, snapshot: bytes) -> None:
+        """Queue a snapshot that supersedes everything stored and queued for `room`."""
+        self._pending[room] = _Pending(snapshot=snapshot, updates=[], size=len(snapshot))
+        self._wake_up()
+
+    def set_base(self, room: str, base: str, base_hash: str) -> None:
+        """Remember the content that is now on disk for `room`."""
+        self._bases[room] = (base, base_hash)
+        self._wake_up()
+
+    async def flush(self) -> None:
+        """Write everything queued, in one transaction."""
+        async with self._lock:
+            pending, self._pending = self._pending, {}
+            bases, self._bases = self._bases, {}
+            if pending or bases:
+                await asyncio.to_thread(self._write, pending, bases)
+            for room, size in list(self._stored_bytes.items()):
+                if size > self.compact_bytes and room in self._snapshotters:
+                    self.replace(room, self._snapshotters[room]())
+                    self._stored_bytes[room] = 0
+
+    def _write(self, pending: dict[str, _Pending], bases: dict[str, tuple[str, str]]) -> None:
+        now = time.time()
+        with self._db:
+            self._db.execute("BEGIN")
+            for room, item in pending.items():
+                self._db.execute(
+                    "INSERT INTO documents (room, used) VALUES (?, ?) "
+                    "ON CONFLICT(room) DO UPDATE SET used=excluded.used",
+                    (room, now),
+                )
+                if item.snapshot is not None:
+                    self._db.execute("DELETE FROM updates WHERE room=?", (room,))
+                    self._db.execute(
+                        "INSERT INTO updates (room, data) VALUES (?, ?)", (room, item.snapshot)
+                    )
+                    self._stored_bytes[room] = len(item.snapshot)
+                updates = item.updates or []
+                if updates:
+                    blob = updates[0] if len(updates) == 1 else merge_updates(*updates)
+                    self._db.execute(
+                        "INSERT INTO updates (room, data) VALUES (?, ?)", (room, blob)
+                    )
+                    self._stored_bytes[room] = self._stored_bytes.get(room, 0) + len(blob)
+            for room, (base, base_hash) in bases.items():
+                self._db.execute(
+                    "INSERT INTO documents (room, base, base_hash, used) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(room) DO UPDATE SET base=excluded.base, "
+                    "base_hash=excluded.base_hash, used=excluded.used",
+                    (room, base, base_hash, now),
+                )
+        self._evict()
+
+    def _evict(self) -> None:
+        """Drop histories of closed documents, least recently used first, past max_bytes."""
+        total = self._db.execute(
+            "SELECT COALESCE(SUM(LENGTH(data)), 0) FROM updates"
+        ).fetchone()[0]
+        if total <= self.max_bytes:
+            return
+        rows = self._db.execute("SELECT room FROM documents ORDER BY used").fetchall()
+        for (room,) in rows:
+            if total <= self.max_bytes:
+                break
+            if room in self._snapshotters:
+                continue
+            size = self._db.execute(
+                "SELECT COALESCE(SUM(LENGTH(data)), 0) FROM updates WHERE room=?", (room,)
+            ).fetchone()[0]
+            self._delete(room)
+            self._stored_bytes.pop(room, None)
+            total -= size
+            self.log.info("jupyter_collab: history of %s evicted (store over its size cap)", room)
+
+    async def forget(self, room: str) -> None:
+        """Drop a room's history (e.g. it no longer decodes)."""
+        async with self._lock:
+            self._pending.pop(room, None)
+            self._stored_bytes.pop(room, None)
+            await asyncio.to_thread(self._delete, room)
+
+    def _delete(self, room: str) -> None:
+        with self._db:
+            self._db.execute("DELETE FROM updates WHERE room=?", (room,))
+            self._db.execute("DELETE FROM documents WHERE room=?", (room,))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        await self.flush()
+        self._db.close()

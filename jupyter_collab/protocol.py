@@ -1,0 +1,193 @@
+"""The Yjs wire protocol (y-protocols sync + awareness framing), decoded strictly.
+
+pycrdt ships helpers for this, but its string encoder writes character counts where
+lib0 writes UTF-8 byte counts, and its decoder trusts its input. A server must do
+neither: every frame here is bounds-checked and a bad one raises `ProtocolError`,
+so the room never applies half of a malformed message.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class MessageType(IntEnum):
+    """First varint of every frame."""
+
+    SYNC = 0
+    AWARENESS = 1
+    CUSTOM = 2
+
+
+class SyncType(IntEnum):
+    """Second varint of a SYNC frame."""
+
+    STEP1 = 0
+    STEP2 = 1
+    UPDATE = 2
+
+
+class ProtocolError(ValueError):
+    """A frame that does not follow the protocol; the sender is closed with 4400."""
+
+
+class Reader:
+    """Reads lib0-encoded values from a byte string, refusing to read past its end."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def var_uint(self) -> int:
+        value = 0
+        shift = 0
+        while True:
+            if self.pos >= len(self.data):
+                raise ProtocolError("truncated varint")
+            byte = self.data[self.pos]
+            self.pos += 1
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return value
+            shift += 7
+            if shift > 63:
+                raise ProtocolError("varint too long")
+
+    def var_bytes(self) -> bytes:
+        length = self.var_uint()
+        end = self.pos + length
+        if end > len(self.data):
+            raise ProtocolError("truncated payload")
+        chunk = self.data[self.pos : end]
+        self.pos = end
+        return chunk
+
+    def var_string(self) -> str:
+        try:
+            return self.var_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProtocolError("string is not UTF-8") from exc
+
+    def at_end(self) -> bool:
+        return self.pos >= len(self.data)
+
+
+def var_uint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(0x80 | (value & 0x7F))
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def var_bytes(data: bytes) -> bytes:
+    return var_uint(len(data)) + data
+
+
+def var_string(text: str) -> bytes:
+    return var_bytes(text.encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class SyncMessage:
+    kind: SyncType
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class AwarenessMessage:
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class CustomMessage:
+    """Type 2 frames; today only the save request (`"save"`, request id)."""
+
+    action: str
+    request_id: int
+
+
+Message = SyncMessage | AwarenessMessage | CustomMessage
+
+
+def decode_message(frame: bytes) -> Message:
+    """Parse one binary frame; raises ProtocolError for anything malformed or unknown."""
+    reader = Reader(frame)
+    kind = reader.var_uint()
+    if kind == MessageType.SYNC:
+        sub = reader.var_uint()
+        if sub not in (SyncType.STEP1, SyncType.STEP2, SyncType.UPDATE):
+            raise ProtocolError(f"unknown sync message type {sub}")
+        message: Message = SyncMessage(SyncType(sub), reader.var_bytes())
+    elif kind == MessageType.AWARENESS:
+        message = AwarenessMessage(reader.var_bytes())
+    elif kind == MessageType.CUSTOM:
+        action = reader.var_string()
+        if action != "save":
+            raise ProtocolError(f"unknown custom message {action[:40]!r}")
+        message = CustomMessage(action, reader.var_uint())
+    else:
+        raise ProtocolError(f"unknown message type {kind}")
+    if not reader.at_end():
+        raise ProtocolError("trailing bytes after message")
+    return message
+
+
+def sync_frame(kind: SyncType, payload: bytes) -> bytes:
+    return bytes([MessageType.SYNC, kind]) + var_bytes(payload)
+
+
+def awareness_frame(payload: bytes) -> bytes:
+    return bytes([MessageType.AWARENESS]) + var_bytes(payload)
+
+
+def save_request_frame(request_id: int) -> bytes:
+    return bytes([MessageType.CUSTOM]) + var_string("save") + var_uint(request_id)
+
+
+def custom_reply_frame(body: dict) -> bytes:
+    """A JSON reply on the custom channel, as jupyter-server-ydoc sends it."""
+    return bytes([MessageType.CUSTOM]) + var_string(json.dumps(body))
+
+
+def decode_state_vector(state: bytes) -> dict[int, int]:
+    """Decode a Yjs state vector (client id -> clock); raises ProtocolError if malformed."""
+    reader = Reader(state)
+    count = reader.var_uint()
+    vector = {}
+    for _ in range(count):
+        client = reader.var_uint()
+        vector[client] = reader.var_uint()
+    if not reader.at_end():
+        raise ProtocolError("trailing bytes after state vector")
+    return vector
+
+
+@dataclass
+class AwarenessEntry:
+    client_id: int
+    clock: int
+    state_json: str  # "null" (or empty) means the client left
+
+
+def decode_awareness(payload: bytes) -> list[AwarenessEntry]:
+    reader = Reader(payload)
+    count = reader.var_uint()
+    entries = []
+    for _ in range(count):
+        client_id = reader.var_uint()
+        clock = reader.var_uint()
+        entries.append(AwarenessEntry(client_id, clock, reader.var_string()))
+    if not reader.at_end():
+        raise ProtocolError("trailing bytes after awareness update")
+    return entries
+
+
+def encode_awareness(entries: list[AwarenessEntry]) -> bytes:
+    out = [var_uint(len(entries))]
+    for entry in entries:
+        out += [var_uint(entry.client_id), var_uint(entry.clock), var_string(entry.state_json)]
+    return b"".join(out)

@@ -1,0 +1,1 @@
+"""Rooms: a shared document (or awareness only), its connections and their broadcast."""

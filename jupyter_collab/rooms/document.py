@@ -1,0 +1,270 @@
+"""A document room: one shared document, its file, its history, and its clients.
+
+The room applies clients' updates, broadcasts what changed, saves to disk (debounced,
+with a bound on staleness), merges out-of-band file changes, and keeps clients with an
+unrelated history (e.g. from before a restart without history) from doubling content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from pycrdt import TransactionEvent, merge_updates
+
+from ..documents import RoomKey, SharedDocument
+from ..persistence.filesync import DocumentFile, FileStat, FileUnavailable, content_hash
+from ..persistence.store import HistoryStore
+from ..protocol import ProtocolError, SyncMessage, SyncType, decode_state_vector, sync_frame
+from .room import Connection, Room
+
+EMPTY_UPDATE = b"\x00\x00"
+
+# Close code JupyterLab's provider turns into a "reload" dialog (wire-protocol.md).
+CLOSE_RELOAD = 1003
+
+
+@dataclass
+class SaveSettings:
+    save_delay: float = 0.5
+    max_save_delay: float = 1.0
+
+
+class DocumentRoom(Room):
+    def __init__(
+        self,
+        key: RoomKey,
+        file: DocumentFile,
+        *,
+        store: HistoryStore | None,
+        save: SaveSettings,
+        broadcast_window: float,
+        log: logging.Logger,
+    ) -> None:
+        super().__init__(key.room_id, broadcast_window=broadcast_window, log=log)
+        self.key = key
+        self.file = file
+        self.store = store
+        self.save_settings = save
+        self.document = SharedDocument(key)
+        self.base: Any = None  # the content on disk, in document form
+        self.disk_hash: str | None = None  # hash of the bytes on disk
+        self.disk_stat: FileStat | None = None
+        self._updates: list[bytes] = []
+        self._io_lock = asyncio.Lock()
+        self._dirty_since: float | None = None
+        self._save_timer: asyncio.TimerHandle | None = None
+        self._save_task: asyncio.Task | None = None
+        self._peer_states: dict[Connection, dict[int, int]] = {}
+        self._subscription = None
+
+    # -- loading ---------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Fill the document from the history store and the file (the file wins on conflict)."""
+        on_disk = await self.file.read()
+        stored = await self.store.load(self.room_id) if self.store else None
+        if stored is not None:
+            try:
+                self.document.ydoc.apply_update(stored.state)
+                stored_base = json.loads(stored.base) if stored.base else None
+                self.document.content()  # must be readable as its kind
+            except Exception as exc:
+                self.log.warning("jupyter_collab: history of %s unusable (%s); using the file", self.room_id, exc)
+                await self.store.forget(self.room_id)
+                self.document = SharedDocument(self.key)
+                stored = None
+        if stored is None:
+            self.document.set(on_disk.content)
+            self.base = self.document.content()
+        elif on_disk.disk_hash == stored.base_hash and stored_base is not None:
+            self.base = stored_base  # the file is what we last wrote: the history is newer or equal
+        else:
+            incoming = self.document.normalize(on_disk.content)
+            self.document.merge(stored_base if stored_base is not None else incoming, incoming)
+            self.base = incoming
+            self.log.info("jupyter_collab: %s changed on disk while the server was away; merged", self.file.path)
+        self.disk_hash = on_disk.disk_hash
+        self.disk_stat = self.file.stat()
+        if self.store:
+            self.store.open(self.room_id, self.document.ydoc.get_update)
+            if stored is None:
+                self.store.replace(self.room_id, self.document.ydoc.get_update())
+            self.store.set_base(self.room_id, json.dumps(self.base), self.disk_hash)
+        self._subscription = self.document.ydoc.observe(self._on_transaction)
+        if content_hash(self.document.content()) != content_hash(self.base):
+            self._touch()  # the history held edits the file did not: write them
+
+    # -- changes ---------------------------------------------------------------------------
+
+    def _on_transaction(self, event: TransactionEvent) -> None:
+        update = event.update
+        if update == EMPTY_UPDATE:
+            return
+        self._updates.append(update)
+        self._schedule_flush()
+        if self.store:
+            self.store.append(self.room_id, update)
+        self._touch()
+
+    def pending_frames(self) -> list[bytes]:
+        frames = []
+        if self._updates:
+            updates, self._updates = self._updates, []
+            merged = updates[0] if len(updates) == 1 else merge_updates(*updates)
+            frames.append(sync_frame(SyncType.UPDATE, merged))
+        return frames + super().pending_frames()
+
+    def join(self, conn: Connection) -> None:
+        super().join(conn)
+        conn.send(sync_frame(SyncType.STEP1, self.document.ydoc.get_state()))
+
+    def leave(self, conn: Connection) -> None:
+        super().leave(conn)
+        self._peer_states.pop(conn, None)
+
+    def handle_sync(self, conn: Connection, message: SyncMessage) -> None:
+        ydoc = self.document.ydoc
+        if message.kind == SyncType.STEP1:
+            peer_state = decode_state_vector(message.payload)
+            self._peer_states[conn] = peer_state
+            conn.send(sync_frame(SyncType.STEP2, ydoc.get_update(message.payload)))
+            return
+        if self._is_foreign(conn):
+            self._adopt_foreign(conn, message.payload)
+            return
+        try:
+            with ydoc.transaction(origin=conn):
+                ydoc.apply_update(message.payload)
+        except ValueError as exc:
+            raise ProtocolError(f"invalid update: {exc}") from exc
+
+    def _is_foreign(self, conn: Connection) -> bool:
+        """True when the client's history shares nothing with ours (e.g. we restarted
+        without a history store): merging both CRDT histories would double every cell."""
+        peer = self._peer_states.get(conn)
+        if not peer:
+            return False
+        own = decode_state_vector(self.document.ydoc.get_state())
+        return bool(own) and not (peer.keys() & own.keys())
+
+    def _adopt_foreign(self, conn: Connection, update: bytes) -> None:
+        """Merge a foreign client's content by cell id, then ask it to reload."""
+        try:
+            content = self.document.foreign_content(update)
+        except Exception as exc:
+            raise ProtocolError(f"invalid update: {exc}") from exc
+        if content:
+            self.document.merge(self.base, content, apply_deletions=False)
+        self.log.info(
+            "jupyter_collab: %s came back with an unrelated history of %s; merged by cell id, asked to reload",
+            conn.label,
+            self.room_id,
+        )
+        self._peer_states.pop(conn, None)
+        conn.close_with(
+            CLOSE_RELOAD,
+            json.dumps(
+                {
+                    "reason": "unknown_session",
+                    "reloadable": True,
+                    "errorReason": "The server restarted and your edits were merged into the "
+                    "document. Reload to continue from the merged version.",
+                }
+            ),
+        )
+
+    # -- saving ----------------------------------------------------------------------------
+
+    def _touch(self) -> None:
+        """A change happened: save after a quiet `save_delay`, but never later than
+        `max_save_delay` after the first unsaved change."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self._dirty_since is None:
+            self._dirty_since = now
+        deadline = min(now + self.save_settings.save_delay, self._dirty_since + self.save_settings.max_save_delay)
+        if self._save_timer is not None:
+            self._save_timer.cancel()
+        self._save_timer = loop.call_at(deadline, self._start_save)
+
+    def _start_save(self) -> None:
+        self._save_timer = None
+        if self._save_task is None or self._save_task.done():
+            self._save_task = asyncio.get_running_loop().create_task(self.save())
+        else:
+            self._touch()  # a save is running; save again after it
+
+    async def handle_save(self, request_id: int) -> dict:
+        status = await self.save()
+        return {"type": "save", "responseTo": request_id, "status": status}
+
+    async def save(self) -> str:
+        """Write the document if it changed; returns success / skipped / failed."""
+        async with self._io_lock:
+            if self._save_timer is not None:
+                self._save_timer.cancel()
+                self._save_timer = None
+            self._dirty_since = None
+            await self._merge_disk_changes()
+            content = self.document.content()
+            if content_hash(content) == content_hash(self.base):
+                return "skipped"
+            try:
+                self.disk_hash = await self.file.write(self.document.file_content())
+            except (FileUnavailable, Exception) as exc:
+                self.log.error("jupyter_collab: saving %s failed: %s", self.file.path or self.room_id, exc)
+                return "failed"
+            self.disk_stat = self.file.stat()
+            self.base = content
+            if self.store:
+                self.store.set_base(self.room_id, json.dumps(content), self.disk_hash)
+            return "success"
+
+    # -- out-of-band changes ---------------------------------------------------------------
+
+    async def check_disk(self) -> None:
+        """Called by the file watcher when the file's stat changed."""
+        async with self._io_lock:
+            await self._merge_disk_changes()
+
+    async def _merge_disk_changes(self) -> None:
+        stat = self.file.stat()
+        if stat is None or stat == self.disk_stat:
+            return
+        self.disk_stat = stat
+        try:
+            on_disk = await self.file.read()
+        except FileUnavailable as exc:
+            self.log.warning("jupyter_collab: cannot merge the changed file: %s", exc)
+            return
+        if on_disk.disk_hash == self.disk_hash:
+            return  # touched, not changed
+        incoming = self.document.normalize(on_disk.content)
+        self.document.merge(self.base, incoming)
+        self.base = incoming
+        self.disk_hash = on_disk.disk_hash
+        if self.store:
+            self.store.set_base(self.room_id, json.dumps(incoming), self.disk_hash)
+        self.log.info("jupyter_collab: merged out-of-band changes of %s", self.file.path)
+
+    # -- shutdown --------------------------------------------------------------------------
+
+    @property
+    def has_unsaved_changes(self) -> bool:
+        return self._dirty_since is not None or self._save_timer is not None
+
+    async def stop(self) -> None:
+        """Flush broadcasts, the pending save and the history; stop observing."""
+        self.flush()
+        if self._save_task is not None:
+            await asyncio.shield(self._save_task)
+        await self.save()
+        if self._subscription is not None:
+            self.document.ydoc.unobserve(self._subscription)
+            self._subscription = None
+        if self.store:
+            self.store.close(self.room_id)

@@ -1,0 +1,125 @@
+"""A room: connections plus a coalescing broadcast loop (a base for document rooms).
+
+Fan-out is built for many clients: changes are collected for one short window
+(`broadcast_window`, or one event-loop turn when it is 0), merged, encoded once, and the
+same bytes are queued to every connection. Each connection has a bounded send buffer;
+a client that cannot keep up is closed with 1013 (try again later) and resyncs on
+reconnect, so it never silently misses an update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+
+from ..protocol import (
+    AwarenessMessage,
+    CustomMessage,
+    Message,
+    ProtocolError,
+    SyncMessage,
+    awareness_frame,
+    custom_reply_frame,
+)
+from .awareness import AwarenessTable
+
+
+class Connection(Protocol):
+    """What a room needs from a client connection (the WebSocket handler implements it)."""
+
+    label: str
+
+    def send(self, frame: bytes) -> None:
+        """Queue a frame; the connection closes itself if its buffer overflows."""
+
+    def close_with(self, code: int, reason: str) -> None:
+        """Close the socket with a close code the client understands."""
+
+
+class Room:
+    """Connections and awareness; subclasses add a shared document."""
+
+    def __init__(self, room_id: str, *, broadcast_window: float, log: logging.Logger) -> None:
+        self.room_id = room_id
+        self.broadcast_window = broadcast_window
+        self.log = log
+        self.connections: set[Connection] = set()
+        self.awareness = AwarenessTable()
+        self._outgoing: list[bytes] = []
+        self._flush_handle: asyncio.Handle | asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def join(self, conn: Connection) -> None:
+        self.connections.add(conn)
+        states = self.awareness.snapshot()
+        if states is not None:
+            conn.send(awareness_frame(states))
+
+    def leave(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+        if self.awareness.remove_owner(conn):
+            self._schedule_flush()
+
+    async def stop(self) -> None:
+        """Release resources; subclasses flush their document first."""
+        self.flush()
+
+    # -- incoming --------------------------------------------------------------------------
+
+    def handle(self, conn: Connection, message: Message) -> None:
+        """Handle one decoded message; ProtocolError means the sender is misbehaving."""
+        if isinstance(message, AwarenessMessage):
+            if self.awareness.apply(conn, message.payload):
+                self._schedule_flush()
+        elif isinstance(message, SyncMessage):
+            self.handle_sync(conn, message)
+        elif isinstance(message, CustomMessage):
+            task = asyncio.get_running_loop().create_task(self._reply_save(conn, message.request_id))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _reply_save(self, conn: Connection, request_id: int) -> None:
+        conn.send(custom_reply_frame(await self.handle_save(request_id)))
+
+    def handle_sync(self, conn: Connection, message: SyncMessage) -> None:
+        raise ProtocolError("this room has no document (awareness only)")
+
+    async def handle_save(self, request_id: int) -> dict:
+        return {"type": "save", "responseTo": request_id, "status": "skipped"}
+
+    # -- outgoing --------------------------------------------------------------------------
+
+    def broadcast(self, frame: bytes) -> None:
+        """Queue a frame for every connection in the next flush."""
+        self._outgoing.append(frame)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if self._flush_handle is None:
+            loop = asyncio.get_running_loop()
+            if self.broadcast_window > 0:
+                self._flush_handle = loop.call_later(self.broadcast_window, self.flush)
+            else:
+                self._flush_handle = loop.call_soon(self.flush)
+
+    def pending_frames(self) -> list[bytes]:
+        """Frames to send in this flush; subclasses add their merged document update."""
+        frames, self._outgoing = self._outgoing, []
+        changes = self.awareness.take_changes()
+        if changes is not None:
+            frames.append(awareness_frame(changes))
+        return frames
+
+    def flush(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        frames = self.pending_frames()
+        if not frames:
+            return
+        for conn in list(self.connections):
+            for frame in frames:
+                conn.send(frame)

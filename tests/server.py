@@ -1,0 +1,115 @@
+"""A real Jupyter server in a subprocess, with jupyter-collab enabled, for the tests.
+
+Each server gets its own root, data and runtime directories, a free loopback port and a
+token; it can be stopped with SIGTERM, killed with SIGKILL and restarted on the same
+directories (so its history store and file ids survive, like a real restart).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+TOKEN = "test-token"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    def __init__(self, base: Path, *, config: dict[str, Any] | None = None) -> None:
+        self.base = base
+        self.root = base / "root"
+        self.data = base / "data"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.data.mkdir(parents=True, exist_ok=True)
+        self.config = {
+            "document_save_delay": 0.2,
+            "max_save_delay": 0.5,
+            "room_close_delay": 2.0,
+            "file_poll_interval": 0.2,
+            **(config or {}),
+        }
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+        self.log_path = base / "server.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        self.port = free_port()
+        config_file = self.base / "jupyter_server_config.json"
+        config_file.write_text(json.dumps({"CollabApp": self.config}))
+        env = {
+            **os.environ,
+            "JUPYTER_DATA_DIR": str(self.data),
+            "JUPYTER_RUNTIME_DIR": str(self.base / "runtime"),
+            "JUPYTER_CONFIG_DIR": str(self.base / "config"),
+            "JUPYTER_PLATFORM_DIRS": "0",
+        }
+        args = [
+            sys.executable, "-m", "jupyter_server",
+            f"--config={config_file}",
+            f"--ServerApp.port={self.port}",
+            "--ServerApp.port_retries=0",
+            "--ServerApp.ip=127.0.0.1",
+            "--ServerApp.open_browser=False",
+            "--ServerApp.allow_root=True",
+            f"--ServerApp.root_dir={self.root}",
+            f"--IdentityProvider.token={TOKEN}",
+            "--ServerApp.log_level=INFO",
+        ]
+        log = open(self.log_path, "a")  # noqa: SIM115 - lives as long as the process
+        log.write(f"\n==== start {time.ctime()}\n")
+        log.flush()
+        self.proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.base)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                urllib.request.urlopen(f"{self.url}/api/status?token={TOKEN}", timeout=1)
+                return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"server did not start:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def terminate(self, timeout: float = 20.0) -> float:
+        """SIGTERM; returns how long the server took to exit."""
+        assert self.proc is not None
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout)
+        return time.monotonic() - started
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.terminate()
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def restart(self) -> ServerProcess:
+        self.stop()
+        return self.start()
