@@ -7,6 +7,7 @@ what our tests (and, later, higher-level API clients) build on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 from urllib.parse import quote
@@ -14,7 +15,7 @@ from urllib.parse import quote
 from jupyter_ydoc import YNotebook, YUnicode
 from pycrdt import Doc, TransactionEvent
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
-from tornado.websocket import WebSocketClientConnection, websocket_connect
+from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
 
 from .protocol import (
     AwarenessEntry,
@@ -41,8 +42,9 @@ class RoomClosed(Exception):
         self.reason = reason
 
 
-async def open_session(server_url: str, path: str, token: str, *, file_format: str = "json",
-                       file_type: str = "notebook") -> dict[str, Any]:
+async def open_session(
+    server_url: str, path: str, token: str, *, file_format: str = "json", file_type: str = "notebook"
+) -> dict[str, Any]:
     """`PUT /api/collaboration/session/{path}`: the room of a file."""
     response = await AsyncHTTPClient().fetch(
         HTTPRequest(
@@ -84,18 +86,21 @@ class RoomClient:
         self._reader: asyncio.Task | None = None
         self._subscription = None
         self._applying_remote = False
+        self._pending_writes: set[asyncio.Task] = set()
 
     async def connect(self, timeout: float = 10.0) -> RoomClient:
+        if self._reader is not None:
+            self._reader.cancel()
         self.synced.clear()
         self.closed.clear()
         self.close_code = self.close_reason = None
-        self.ws = await websocket_connect(self.url, max_message_size=256 * 1024 * 1024)
+        self.ws = ws = await websocket_connect(self.url, max_message_size=256 * 1024 * 1024)
         if self._subscription is None:
             self._subscription = self.doc.observe(self._on_local_change)
         if self.user is not None:
             self.set_awareness({"user": self.user})
         await self._write(sync_frame(SyncType.STEP1, self.doc.get_state()))
-        self._reader = asyncio.get_running_loop().create_task(self._read_loop())
+        self._reader = asyncio.get_running_loop().create_task(self._read_loop(ws))
         try:
             await asyncio.wait_for(self.synced.wait(), timeout)
         except TimeoutError:
@@ -111,13 +116,21 @@ class RoomClient:
     async def _write(self, frame: bytes) -> None:
         if self.ws is None:
             return
-        await self.ws.write_message(frame, binary=True)
+        try:
+            await self.ws.write_message(frame, binary=True)
+        except WebSocketClosedError:
+            pass  # unsent edits stay in the document and go out with the next sync
+
+    def _write_soon(self, frame: bytes) -> None:
+        task = asyncio.get_running_loop().create_task(self._write(frame))
+        self._pending_writes.add(task)
+        task.add_done_callback(self._pending_writes.discard)
 
     def _on_local_change(self, event: TransactionEvent) -> None:
         update = event.update
         if update == b"\x00\x00" or self._applying_remote or not self.connected:
             return  # offline edits reach the server through sync step 2 on reconnect
-        asyncio.get_running_loop().create_task(self._write(sync_frame(SyncType.UPDATE, update)))
+        self._write_soon(sync_frame(SyncType.UPDATE, update))
 
     def _apply_remote(self, update: bytes) -> None:
         self._applying_remote = True
@@ -126,13 +139,12 @@ class RoomClient:
         finally:
             self._applying_remote = False
 
-    async def _read_loop(self) -> None:
-        assert self.ws is not None
+    async def _read_loop(self, ws: WebSocketClientConnection) -> None:
         while True:
-            frame = await self.ws.read_message()
+            frame = await ws.read_message()
             if frame is None:
-                self.close_code = self.ws.close_code
-                self.close_reason = self.ws.close_reason
+                self.close_code = ws.close_code
+                self.close_reason = ws.close_reason
                 self.closed.set()
                 return
             if isinstance(frame, str):
@@ -171,7 +183,7 @@ class RoomClient:
     def set_awareness(self, state: dict[str, Any] | None) -> None:
         self._awareness_clock += 1
         entry = AwarenessEntry(self.doc.client_id, self._awareness_clock, json.dumps(state))
-        asyncio.get_running_loop().create_task(self._write(awareness_frame(encode_awareness([entry]))))
+        self._write_soon(awareness_frame(encode_awareness([entry])))
 
     async def save(self, timeout: float = 10.0) -> dict[str, Any]:
         """Ask the server to save now; returns its reply (`status`: success/skipped/failed)."""
@@ -191,13 +203,13 @@ class RoomClient:
         return self.close_code, self.close_reason
 
     async def disconnect(self) -> None:
-        """Go offline: local edits are kept and sent on the next `connect()`."""
+        """Go offline (after sending what is queued); later edits go out on `connect()`."""
+        if self._pending_writes:
+            await asyncio.wait(list(self._pending_writes), timeout=5)
         if self.ws is not None:
             self.ws.close(1000)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.closed.wait(), 5)
-            except TimeoutError:
-                pass
         if self._reader is not None:
             self._reader.cancel()
         self.closed.set()

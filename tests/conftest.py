@@ -53,7 +53,13 @@ def read_notebook(root: Path, path: str) -> dict[str, Any]:
     return json.loads((root / path).read_text())
 
 
-async def join(server: ServerProcess, path: str, *, file_format: str = "json",
-               file_type: str = "notebook", user: dict[str, Any] | None = None) -> RoomClient:
+async def join(
+    server: ServerProcess,
+    path: str,
+    *,
+    file_format: str = "json",
+    file_type: str = "notebook",
+    user: dict[str, Any] | None = None,
+) -> RoomClient:
     session = await open_session(server.url, path, TOKEN, file_format=file_format, file_type=file_type)
     return await RoomClient(room_url(server.url, session, TOKEN), user=user).connect()

@@ -50,7 +50,7 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
-        self.port = free_port()
+        self.port = self.port or free_port()  # a restart keeps its address, like a real one
         config_file = self.base / "jupyter_server_config.json"
         config_file.write_text(json.dumps({"CollabApp": self.config}))
         env = {
@@ -61,7 +61,9 @@ class ServerProcess:
             "JUPYTER_PLATFORM_DIRS": "0",
         }
         args = [
-            sys.executable, "-m", "jupyter_server",
+            sys.executable,
+            "-m",
+            "jupyter_server",
             f"--config={config_file}",
             f"--ServerApp.port={self.port}",
             "--ServerApp.port_retries=0",

@@ -8,31 +8,11 @@ import json
 import pytest
 from pycrdt import Text
 
-from jupyter_collab.client import RoomClient, open_session, room_url
+from jupyter_collab.client import open_session
 
-from .conftest import join, read_notebook, write_notebook
+from .conftest import join, write_notebook
+from .helpers import disk_sources, eventually, sources
 from .server import TOKEN
-
-
-async def eventually(check, timeout: float = 10.0, interval: float = 0.05):
-    """Wait until `check()` is truthy (returns its value) or fail with the last value."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last: {value!r})")
-        await asyncio.sleep(interval)
-
-
-def sources(client: RoomClient) -> list[str]:
-    return [cell["source"] for cell in client.notebook().get()["cells"]]
-
-
-def disk_sources(server, path) -> list[str]:
-    cells = read_notebook(server.root, path)["cells"]
-    return ["".join(c["source"]) if isinstance(c["source"], list) else c["source"] for c in cells]
 
 
 async def test_session_put_status_codes(server):
@@ -52,7 +32,9 @@ async def test_two_clients_converge_and_file_follows(server):
     text_b: Text = bob.notebook().ycells[0]["source"]
     text_a.insert(len(str(text_a).encode()), "\nb = 2")
     text_b.insert(0, "# top\n")
-    await eventually(lambda: sources(alice) == sources(bob) and "b = 2" in sources(bob)[0] and "# top" in sources(alice)[0])
+    await eventually(
+        lambda: sources(alice) == sources(bob) and "b = 2" in sources(bob)[0] and "# top" in sources(alice)[0]
+    )
     expected = sources(alice)
     await eventually(lambda: disk_sources(server, path) == expected)
     await alice.close()
@@ -67,7 +49,9 @@ async def test_ten_clients_converge(server, count):
         ytext: Text = client.notebook().ycells[0]["source"]
         ytext.insert(0, f"[{index}]")
         client.notebook().append_cell({"cell_type": "markdown", "source": f"cell {index}", "metadata": {}})
-    await eventually(lambda: len({json.dumps(sources(c)) for c in clients}) == 1 and len(sources(clients[0])) == count + 1)
+    await eventually(
+        lambda: len({json.dumps(sources(c)) for c in clients}) == 1 and len(sources(clients[0])) == count + 1
+    )
     final = sources(clients[0])
     for index in range(count):
         assert f"[{index}]" in final[0]

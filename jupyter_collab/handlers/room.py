@@ -109,7 +109,9 @@ class RoomHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         if self.ws_connection is None or self.ws_connection.is_closing():
             return
         if self._queued_bytes > self.collab.max_send_buffer_bytes:
-            self.log.warning("jupyter_collab: %s is not reading fast enough; closing it to resync", self.label)
+            self.log.warning(
+                "jupyter_collab: %s is not reading fast enough; closing it to resync", self.label
+            )
             self.close_with(CLOSE_TRY_AGAIN_LATER, "too slow: reconnect to resync")
             return
         try:
@@ -130,4 +132,3 @@ class RoomHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         self.close(code, encoded.decode("utf-8", errors="ignore"))
         # Leave the room now: nothing more is sent to or accepted from this socket.
         self.on_close()
-

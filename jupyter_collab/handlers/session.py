@@ -28,7 +28,9 @@ class SessionHandler(APIHandler):
         file_format, file_type = body.get("format"), body.get("type")
         if (file_format, file_type) not in DOCUMENT_KINDS:
             kinds = ", ".join(f"{f}/{t}" for f, t in DOCUMENT_KINDS)
-            raise web.HTTPError(400, f"unsupported format/type {file_format!r}/{file_type!r}; expected one of {kinds}")
+            raise web.HTTPError(
+                400, f"unsupported format/type {file_format!r}/{file_type!r}; expected one of {kinds}"
+            )
         cm = self.contents_manager
         exists = await ensure_async(cm.file_exists(path))
         if not exists:

@@ -73,7 +73,9 @@ def write_atomically(os_path: str, data: bytes) -> None:
 class DocumentFile:
     """One file behind a room, addressed by its file id so that it follows renames."""
 
-    def __init__(self, contents_manager: Any, file_id_manager: Any, file_id: str, file_format: str, file_type: str):
+    def __init__(
+        self, contents_manager: Any, file_id_manager: Any, file_id: str, file_format: str, file_type: str
+    ):
         self.cm = contents_manager
         self.file_ids = file_id_manager
         self.file_id = file_id

@@ -129,13 +129,8 @@ class HistoryStore:
         return await asyncio.to_thread(self._load, room)
 
     def _load(self, room: str) -> StoredDocument | None:
-        row = self._db.execute(
-            "SELECT base, base_hash FROM documents WHERE room=?", (room,)
-        ).fetchone()
-        blobs = [
-            r[0]
-            for r in self._db.execute("SELECT data FROM updates WHERE room=? ORDER BY id", (room,))
-        ]
+        row = self._db.execute("SELECT base, base_hash FROM documents WHERE room=?", (room,)).fetchone()
+        blobs = [r[0] for r in self._db.execute("SELECT data FROM updates WHERE room=? ORDER BY id", (room,))]
         self._db.execute("UPDATE documents SET used=? WHERE room=?", (time.time(), room))
         if not blobs:
             return None
@@ -196,16 +191,12 @@ class HistoryStore:
                 )
                 if item.snapshot is not None:
                     self._db.execute("DELETE FROM updates WHERE room=?", (room,))
-                    self._db.execute(
-                        "INSERT INTO updates (room, data) VALUES (?, ?)", (room, item.snapshot)
-                    )
+                    self._db.execute("INSERT INTO updates (room, data) VALUES (?, ?)", (room, item.snapshot))
                     self._stored_bytes[room] = len(item.snapshot)
                 updates = item.updates or []
                 if updates:
                     blob = updates[0] if len(updates) == 1 else merge_updates(*updates)
-                    self._db.execute(
-                        "INSERT INTO updates (room, data) VALUES (?, ?)", (room, blob)
-                    )
+                    self._db.execute("INSERT INTO updates (room, data) VALUES (?, ?)", (room, blob))
                     self._stored_bytes[room] = self._stored_bytes.get(room, 0) + len(blob)
             for room, (base, base_hash) in bases.items():
                 self._db.execute(
@@ -218,9 +209,7 @@ class HistoryStore:
 
     def _evict(self) -> None:
         """Drop histories of closed documents, least recently used first, past max_bytes."""
-        total = self._db.execute(
-            "SELECT COALESCE(SUM(LENGTH(data)), 0) FROM updates"
-        ).fetchone()[0]
+        total = self._db.execute("SELECT COALESCE(SUM(LENGTH(data)), 0) FROM updates").fetchone()[0]
         if total <= self.max_bytes:
             return
         rows = self._db.execute("SELECT room FROM documents ORDER BY used").fetchall()

@@ -48,11 +48,7 @@ def replace_text(ytext: Text, new: str) -> bool:
 def _hunks(base: list[str], other: list[str]) -> list[tuple[int, int, list[str]]]:
     """Changed regions of `other` against `base` as (base_start, base_end, replacement)."""
     matcher = SequenceMatcher(a=base, b=other, autojunk=False)
-    return [
-        (i1, i2, other[j1:j2])
-        for tag, i1, i2, j1, j2 in matcher.get_opcodes()
-        if tag != "equal"
-    ]
+    return [(i1, i2, other[j1:j2]) for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal"]
 
 
 def merge3(base: str, ours: str, theirs: str) -> str:
@@ -62,7 +58,7 @@ def merge3(base: str, ours: str, theirs: str) -> str:
     changed the same lines, `theirs` wins (callers pass the incoming side as `theirs`:
     the file on disk, or a reconnecting client's copy).
     """
-    if ours == base or ours == theirs:
+    if ours in (base, theirs):
         return theirs
     if theirs == base:
         return ours

@@ -73,10 +73,13 @@ class DocumentRoom(Room):
                 stored_base = json.loads(stored.base) if stored.base else None
                 self.document.content()  # must be readable as its kind
             except Exception as exc:
-                self.log.warning("jupyter_collab: history of %s unusable (%s); using the file", self.room_id, exc)
+                self.log.warning(
+                    "jupyter_collab: history of %s unusable (%s); using the file", self.room_id, exc
+                )
                 await self.store.forget(self.room_id)
                 self.document = SharedDocument(self.key)
                 stored = None
+        self.loaded_from = "file" if stored is None else "history"
         if stored is None:
             self.document.set(on_disk.content)
             self.base = self.document.content()
@@ -86,7 +89,9 @@ class DocumentRoom(Room):
             incoming = self.document.normalize(on_disk.content)
             self.document.merge(stored_base if stored_base is not None else incoming, incoming)
             self.base = incoming
-            self.log.info("jupyter_collab: %s changed on disk while the server was away; merged", self.file.path)
+            self.log.info(
+                "jupyter_collab: %s changed on disk while the server was away; merged", self.file.path
+            )
         self.disk_hash = on_disk.disk_hash
         self.disk_stat = self.file.stat()
         if self.store:
@@ -160,22 +165,18 @@ class DocumentRoom(Room):
         if content:
             self.document.merge(self.base, content, apply_deletions=False)
         self.log.info(
-            "jupyter_collab: %s came back with an unrelated history of %s; merged by cell id, asked to reload",
+            "jupyter_collab: %s has an unrelated history of %s; merged by cell id, asked to reload",
             conn.label,
             self.room_id,
         )
         self._peer_states.pop(conn, None)
-        conn.close_with(
-            CLOSE_RELOAD,
-            json.dumps(
-                {
-                    "reason": "unknown_session",
-                    "reloadable": True,
-                    "errorReason": "The server restarted and your edits were merged into the "
-                    "document. Reload to continue from the merged version.",
-                }
-            ),
-        )
+        # A close reason must fit in 123 bytes, hence the terse message.
+        reason = {
+            "reason": "unknown_session",
+            "reloadable": True,
+            "errorReason": "Server restarted; your edits were merged. Please reload.",
+        }
+        conn.close_with(CLOSE_RELOAD, json.dumps(reason, separators=(",", ":")))
 
     # -- saving ----------------------------------------------------------------------------
 
@@ -186,7 +187,9 @@ class DocumentRoom(Room):
         now = loop.time()
         if self._dirty_since is None:
             self._dirty_since = now
-        deadline = min(now + self.save_settings.save_delay, self._dirty_since + self.save_settings.max_save_delay)
+        deadline = min(
+            now + self.save_settings.save_delay, self._dirty_since + self.save_settings.max_save_delay
+        )
         if self._save_timer is not None:
             self._save_timer.cancel()
         self._save_timer = loop.call_at(deadline, self._start_save)

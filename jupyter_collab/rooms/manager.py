@@ -75,7 +75,9 @@ class RoomManager:
         )
         await room.load()
         self.watcher.watch(room)
-        self.log.info("jupyter_collab: opened room %s (%s)", room_id, room.file.path)
+        self.log.info(
+            "jupyter_collab: opened room %s (%s) from %s", room_id, room.file.path, room.loaded_from
+        )
         return room
 
     def _cancel_close(self, room_id: str) -> None:
