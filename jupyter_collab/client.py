@@ -186,12 +186,28 @@ class RoomClient:
         self._write_soon(awareness_frame(encode_awareness([entry])))
 
     async def save(self, timeout: float = 10.0) -> dict[str, Any]:
-        """Ask the server to save now; returns its reply (`status`: success/skipped/failed)."""
+        """Ask the server to save now; returns its reply (`status`: success/skipped/failed).
+
+        Edits made before the call are sent first. Raises RoomClosed if the server closes
+        the connection instead of answering.
+        """
+        if self._pending_writes:
+            await asyncio.wait(list(self._pending_writes), timeout=timeout)
         self._next_save += 1
         waiter = asyncio.get_running_loop().create_future()
         self._save_waiters[self._next_save] = waiter
         await self._write(save_request_frame(self._next_save))
-        return await asyncio.wait_for(waiter, timeout)
+        closed = asyncio.ensure_future(self.closed.wait())
+        try:
+            await asyncio.wait([waiter, closed], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closed.cancel()
+        if waiter.done():
+            return waiter.result()
+        waiter.cancel()
+        if self.closed.is_set():
+            raise RoomClosed(self.close_code, self.close_reason)
+        raise TimeoutError("no reply to the save request")
 
     async def send_raw(self, frame: bytes | str) -> None:
         """Send any frame, valid or not (for tests of the server's defences)."""

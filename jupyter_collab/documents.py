@@ -96,6 +96,39 @@ class SharedDocument:
             return True
         return False
 
+    def observe_cell_inserts(self, callback: Any) -> None:
+        """Call `callback()` after a transaction that inserted notebook cells."""
+        if isinstance(self.model, YNotebook):
+            self.model.ycells.observe(
+                lambda event: callback() if any("insert" in d for d in event.delta) else None
+            )
+
+    def remove_duplicate_cells(self) -> list[str]:
+        """Delete all but the first cell of each id; returns the ids that were duplicated.
+
+        Concurrent moves of one cell (JupyterLab moves by delete + re-insert, yjs 13.5 has
+        no move) leave one copy per mover once merged: the document would otherwise keep
+        them all, the well-known "duplicated cells" bug.
+        """
+        if not isinstance(self.model, YNotebook):
+            return []
+        ycells = self.model.ycells
+        first: dict[str, int] = {}
+        extra: list[int] = []
+        for index, ycell in enumerate(ycells):
+            cell_id = ycell.get("id")
+            if cell_id in first:
+                extra.append(index)
+            else:
+                first[cell_id] = index
+        if not extra:
+            return []
+        duplicates = [ycells[index].get("id") for index in extra]
+        with self.ydoc.transaction(origin="dedupe"):
+            for index in reversed(extra):
+                del ycells[index]
+        return duplicates
+
     def foreign_content(self, update: bytes) -> Any:
         """Content of a document made only of `update` (a client's unrelated history)."""
         scratch_doc = Doc()

@@ -25,7 +25,7 @@ async def eventually(check, timeout: float = 10.0, interval: float = 0.05):
 
 
 def sources(client: RoomClient) -> list[str]:
-    return [cell["source"] for cell in client.notebook().get()["cells"]]
+    return [cell["source"] for cell in client.notebook().get(deduplicate=False)["cells"]]
 
 
 def cell_ids(client: RoomClient) -> list[str]:

@@ -59,3 +59,29 @@ async def test_ten_clients_converge(server, count):
     await eventually(lambda: disk_sources(server, path) == final)
     for client in clients:
         await client.close()
+
+
+async def test_concurrent_moves_of_one_cell_leave_one_copy(server):
+    """Two people move the same cell at once (JupyterLab: delete + re-insert): one copy stays."""
+    path = write_notebook(server.root, sources=["a", "b", "c"])
+    alice = await join(server, path)
+    bob = await join(server, path)
+    await alice.disconnect()
+    await bob.disconnect()
+    for client, target in ((alice, 2), (bob, 1)):
+        nb = client.notebook()
+        cell = nb.get_cell(0)
+        cell["id"] = nb.ycells[0].get("id")
+        with client.doc.transaction():
+            del nb.ycells[0]
+            nb.ycells.insert(target, nb.create_ycell(cell))
+    await alice.connect()
+    await bob.connect()
+    await alice.save()  # round trips: the server has both clients' offline moves now
+    await bob.save()
+    await asyncio.sleep(0.3)
+    await eventually(lambda: sources(alice) == sources(bob) and len(sources(alice)) == 3)
+    assert sorted(sources(alice)) == ["a", "b", "c"]
+    await eventually(lambda: sorted(disk_sources(server, path)) == ["a", "b", "c"])
+    await alice.close()
+    await bob.close()

@@ -16,7 +16,7 @@ from jupyter_server.auth.decorator import ws_authenticated
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.base.websocket import WebSocketMixin
 from tornado import web
-from tornado.websocket import WebSocketClosedError, WebSocketHandler
+from tornado.websocket import WebSocketClosedError, WebSocketHandler, WebSocketProtocol13
 
 from ..documents import BadRoomId
 from ..persistence.filesync import FileUnavailable
@@ -97,6 +97,20 @@ class RoomHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
             self.log.exception("jupyter_collab: error handling a message from %s", self.label)
             self.close_with(CLOSE_SERVER_ERROR, "server error")
 
+    def get_websocket_protocol(self) -> WebSocketProtocol13 | None:
+        protocol = super().get_websocket_protocol()
+        if isinstance(protocol, WebSocketProtocol13):
+            protocol.__class__ = _LoggingProtocol
+        return protocol
+
+    def on_oversized(self) -> None:
+        """Tornado refuses an oversized frame itself, before on_message: say so once."""
+        self.log.warning(
+            "jupyter_collab: %s sent a message over max_message_bytes (%d); closed with 1009",
+            self.label,
+            self.max_message_size,
+        )
+
     def on_close(self) -> None:
         room, self.room = self.room, None
         if room is not None:
@@ -132,3 +146,12 @@ class RoomHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         self.close(code, encoded.decode("utf-8", errors="ignore"))
         # Leave the room now: nothing more is sent to or accepted from this socket.
         self.on_close()
+
+
+class _LoggingProtocol(WebSocketProtocol13):
+    """Tornado's protocol, telling the handler when it closes for an oversized frame."""
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        if code == 1009 and isinstance(self.handler, RoomHandler) and not self.server_terminated:
+            self.handler.on_oversized()
+        super().close(code, reason)

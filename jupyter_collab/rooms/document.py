@@ -60,6 +60,7 @@ class DocumentRoom(Room):
         self._save_task: asyncio.Task | None = None
         self._peer_states: dict[Connection, dict[int, int]] = {}
         self._subscription = None
+        self._dedupe_scheduled = False
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -100,6 +101,8 @@ class DocumentRoom(Room):
                 self.store.replace(self.room_id, self.document.ydoc.get_update())
             self.store.set_base(self.room_id, json.dumps(self.base), self.disk_hash)
         self._subscription = self.document.ydoc.observe(self._on_transaction)
+        self.document.observe_cell_inserts(self._schedule_dedupe)
+        self._dedupe()
         if content_hash(self.document.content()) != content_hash(self.base):
             self._touch()  # the history held edits the file did not: write them
 
@@ -114,6 +117,17 @@ class DocumentRoom(Room):
         if self.store:
             self.store.append(self.room_id, update)
         self._touch()
+
+    def _schedule_dedupe(self) -> None:
+        if not self._dedupe_scheduled:
+            self._dedupe_scheduled = True
+            asyncio.get_running_loop().call_soon(self._dedupe)
+
+    def _dedupe(self) -> None:
+        self._dedupe_scheduled = False
+        duplicated = self.document.remove_duplicate_cells()
+        if duplicated:
+            self.log.info("jupyter_collab: removed duplicated cells %s in %s", duplicated, self.room_id)
 
     def pending_frames(self) -> list[bytes]:
         frames = []

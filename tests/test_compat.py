@@ -1,0 +1,313 @@
+"""Compatibility with the clients of jupyter-collaboration: jupyter-nbmodel-client, the save request,
+the global awareness room, non-ASCII text, and text-file rooms."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from jupyter_nbmodel_client import NbModelClient, get_jupyter_notebook_websocket_url
+from pycrdt import Text
+from tornado.websocket import WebSocketClientConnection, websocket_connect
+
+from jupyter_collab.client import RoomClient
+from jupyter_collab.protocol import (
+    AwarenessEntry,
+    AwarenessMessage,
+    SyncType,
+    awareness_frame,
+    decode_awareness,
+    decode_message,
+    encode_awareness,
+    sync_frame,
+)
+
+from .conftest import join, read_notebook, write_notebook
+from .server import TOKEN, ServerProcess
+
+
+async def eventually(check, timeout: float = 10.0, interval: float = 0.05):
+    """Wait until `check()` is truthy (returns its value) or fail with the last value."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last: {value!r})")
+        await asyncio.sleep(interval)
+
+
+def sources(client: RoomClient) -> list[str]:
+    return [cell["source"] for cell in client.notebook().get()["cells"]]
+
+
+def disk_sources(server: ServerProcess, path: str) -> list[str]:
+    cells = read_notebook(server.root, path)["cells"]
+    return ["".join(c["source"]) if isinstance(c["source"], list) else c["source"] for c in cells]
+
+
+def log_lines(server: ServerProcess, *needles: str) -> list[str]:
+    wanted = [needle.lower() for needle in needles]
+    return [line for line in server.log().splitlines() if all(n in line.lower() for n in wanted)]
+
+
+def byte_offset(text: str, index: int) -> int:
+    """pycrdt's Text counts UTF-8 bytes: the offset of code point `index` of `text`."""
+    return len(text[:index].encode("utf-8"))
+
+
+# -- (a) jupyter-nbmodel-client ------------------------------------------------------------
+
+
+async def test_nbmodel_client_edits_reach_room_and_disk(server):
+    path = write_notebook(server.root, sources=["a = 1"])
+    watcher = await join(server, path)
+    url = await asyncio.to_thread(get_jupyter_notebook_websocket_url, server.url, path, TOKEN)
+    async with NbModelClient(url) as nb:
+        assert nb.synced
+        assert len(nb) == 1 and nb.get_cell_source(0) == "a = 1"
+        code = nb.add_code_cell("print(1)")
+        markdown = nb.add_markdown_cell("# Title")
+        nb.set_cell_source(code, "print('héllo 👋')")
+        expected = ["a = 1", "print('héllo 👋')", "# Title"]
+        await eventually(lambda: sources(watcher) == expected)
+        cells = watcher.notebook().get()["cells"]
+        assert [c["cell_type"] for c in cells] == ["code", "code", "markdown"]
+        assert markdown == 2
+        # Its awareness state (what it announces as "user") is relayed to the room.
+        await eventually(
+            lambda: any(
+                str(state.get("user", {}).get("agent", "")).startswith("Datalayer-NbModelClient")
+                for state in watcher.awareness.values()
+            )
+        )
+        # And an edit made by our client reaches it.
+        first: Text = watcher.notebook().ycells[0]["source"]
+        first.insert(len(str(first).encode()), "\nb = 2")
+        await eventually(lambda: nb.get_cell_source(0) == "a = 1\nb = 2")
+        expected[0] = "a = 1\nb = 2"
+        await eventually(lambda: disk_sources(server, path) == expected)
+    # The client disconnected cleanly: no error in the server log, the room still works.
+    await eventually(lambda: disk_sources(server, path) == sources(watcher) == expected)
+    assert not log_lines(server, "jupyter_collab", "error")
+    await watcher.close()
+
+
+# -- (b) the save request ------------------------------------------------------------------
+
+
+async def test_save_request_success_then_skipped(make_server):
+    # Long delays: the automatic save must not race the explicit one.
+    server = make_server({"document_save_delay": 30.0, "max_save_delay": 60.0})
+    path = write_notebook(server.root, sources=["a = 1"])
+    alice = await join(server, path)
+    bob = await join(server, path)
+
+    reply = await alice.save()
+    assert reply == {"type": "save", "responseTo": alice._next_save, "status": "skipped"}
+
+    source: Text = alice.notebook().ycells[0]["source"]
+    source.insert(0, "# saved\n")
+    await eventually(lambda: sources(bob) == ["# saved\na = 1"])  # the edit reached the server
+    assert disk_sources(server, path) == ["a = 1"]
+    reply = await alice.save()
+    assert reply == {"type": "save", "responseTo": alice._next_save, "status": "success"}
+    assert disk_sources(server, path) == ["# saved\na = 1"]
+
+    reply = await bob.save()
+    assert reply == {"type": "save", "responseTo": bob._next_save, "status": "skipped"}
+    reply = await alice.save()
+    assert reply == {"type": "save", "responseTo": alice._next_save, "status": "skipped"}
+    assert alice._next_save == 3  # ids are per client: each reply answers its own request
+    await alice.close()
+    await bob.close()
+
+
+async def test_save_request_right_after_edit_includes_the_edit(make_server):
+    """A save requested in the same turn as an edit must save that edit (frames keep their order)."""
+    server = make_server({"document_save_delay": 30.0, "max_save_delay": 60.0})
+    path = write_notebook(server.root, sources=["a = 1"])
+    alice = await join(server, path)
+    source: Text = alice.notebook().ycells[0]["source"]
+    source.insert(0, "# now\n")
+    await asyncio.sleep(0)  # let RoomClient queue the update it sends for the edit
+    reply = await alice.save()
+    assert reply["status"] == "success", reply
+    assert disk_sources(server, path) == ["# now\na = 1"]
+    await alice.close()
+
+
+# -- (c) the global awareness room ---------------------------------------------------------
+
+
+class AwarenessPeer:
+    """A raw socket in an awareness-only room (RoomClient would start a document sync)."""
+
+    def __init__(self, ws: WebSocketClientConnection, client_id: int) -> None:
+        self.ws = ws
+        self.client_id = client_id
+        self.clock = 0
+        self.states: dict[int, Any] = {}
+        self.close_code: int | None = None
+        self.close_reason: str | None = None
+        self.closed = asyncio.Event()
+        self.reader = asyncio.get_running_loop().create_task(self._read())
+
+    @classmethod
+    async def connect(cls, server: ServerProcess, client_id: int) -> AwarenessPeer:
+        ws_base = server.url.replace("http://", "ws://", 1)
+        ws = await websocket_connect(
+            f"{ws_base}/api/collaboration/room/JupyterLab:globalAwareness?token={TOKEN}"
+        )
+        return cls(ws, client_id)
+
+    async def _read(self) -> None:
+        while True:
+            frame = await self.ws.read_message()
+            if frame is None:
+                self.close_code, self.close_reason = self.ws.close_code, self.ws.close_reason
+                self.closed.set()
+                return
+            assert isinstance(frame, bytes)
+            message = decode_message(frame)
+            assert isinstance(message, AwarenessMessage), message  # no document in this room
+            for entry in decode_awareness(message.payload):
+                state = json.loads(entry.state_json) if entry.state_json else None
+                if state is None:
+                    self.states.pop(entry.client_id, None)
+                else:
+                    self.states[entry.client_id] = state
+
+    async def announce(self, state: dict[str, Any]) -> None:
+        self.clock += 1
+        entry = AwarenessEntry(self.client_id, self.clock, json.dumps(state))
+        await self.ws.write_message(awareness_frame(encode_awareness([entry])), binary=True)
+
+    def close(self) -> None:
+        self.reader.cancel()
+        self.ws.close()
+
+
+def user(name: str) -> dict[str, Any]:
+    return {
+        "user": {
+            "username": name,
+            "name": name.title(),
+            "display_name": name.title(),
+            "initials": name[0].upper(),
+            "color": "var(--jp-collaborator-color1)",
+            "avatar_url": None,
+        },
+        "current": f"notebook:{name}.ipynb",
+    }
+
+
+async def test_global_awareness_room(server):
+    alice = await AwarenessPeer.connect(server, 1001)
+    bob = await AwarenessPeer.connect(server, 1002)
+    await alice.announce(user("alice"))
+    await bob.announce(user("bob"))
+    await eventually(lambda: alice.states.get(1002) == user("bob") and bob.states.get(1001) == user("alice"))
+
+    # A latecomer gets everybody's current state on join.
+    carol = await AwarenessPeer.connect(server, 1003)
+    await eventually(
+        lambda: carol.states.get(1001) == user("alice") and carol.states.get(1002) == user("bob")
+    )
+
+    # A document sync message in an awareness-only room is a bad request.
+    await carol.announce(user("carol"))
+    await eventually(lambda: 1003 in alice.states)
+    await carol.ws.write_message(sync_frame(SyncType.STEP1, b"\x00"), binary=True)
+    await asyncio.wait_for(carol.closed.wait(), 10)
+    assert carol.close_code == 4400, (carol.close_code, carol.close_reason)
+    assert carol.close_reason
+    await eventually(lambda: log_lines(server, "jupyter_collab", "JupyterLab:globalAwareness"))
+    await asyncio.sleep(0.2)
+    assert len(log_lines(server, "jupyter_collab", "JupyterLab:globalAwareness")) == 1  # one line: why
+    # Its state is removed for the others, who keep working.
+    await eventually(lambda: 1003 not in alice.states and 1003 not in bob.states)
+    moved = {**user("alice"), "current": "notebook:other.ipynb"}
+    await alice.announce(moved)
+    await eventually(lambda: bob.states.get(1001) == moved)
+    assert not alice.closed.is_set() and not bob.closed.is_set()
+    for peer in (alice, bob, carol):
+        peer.close()
+
+
+# -- (d) non-ASCII text --------------------------------------------------------------------
+
+INITIAL = "naïve café — 日本語 e\u0301 👩\u200d👩\u200d👧 𝔘 end"
+
+# Per client: (code point position in INITIAL, inserted text)
+EDITS: list[list[tuple[int, str]]] = [
+    [(0, "😀"), (len(INITIAL), " 🇫🇷")],
+    [(INITIAL.index("café"), "中文 "), (INITIAL.index("end"), "àéîõü ")],
+    [(INITIAL.index("\u0301"), "a\u0308"), (INITIAL.index("👩") + 1, "Ω")],  # inside grapheme clusters
+    [(INITIAL.index("𝔘") + 1, "𝔫𝔦"), (INITIAL.index("日"), "한국어")],
+]
+
+
+async def test_non_ascii_concurrent_edits_round_trip(server):
+    path = write_notebook(server.root, sources=[INITIAL])
+    clients = [await join(server, path) for _ in range(len(EDITS) + 1)]
+    assert all(sources(c) == [INITIAL] for c in clients)
+    # All edits are made in one turn of the event loop, before any of them is sent: they are concurrent.
+    for client, edits in zip(clients, EDITS, strict=False):
+        text: Text = client.notebook().ycells[0]["source"]
+        with client.doc.transaction():
+            for position, value in sorted(edits, reverse=True):  # right to left keeps positions valid
+                text.insert(byte_offset(INITIAL, position), value)
+    # The last client deletes the CJK word at the same time.
+    deleter = clients[-1]
+    start = INITIAL.index("日本語")
+    deleted: Text = deleter.notebook().ycells[0]["source"]
+    del deleted[byte_offset(INITIAL, start) : byte_offset(INITIAL, start + 3)]
+
+    await eventually(lambda: len({sources(c)[0] for c in clients}) == 1 and "한국어" in sources(deleter)[0])
+    final = sources(clients[0])[0]
+    assert "日本語" not in final and "\ufffd" not in final
+    for edits in EDITS:
+        for _, value in edits:
+            assert value in final
+    # Every inserted piece kept its place relative to the untouched text around it.
+    assert final.startswith("😀naïve ") and final.endswith("end 🇫🇷")
+    assert "— 한국어 e" in final and "e\u0301" not in final and "ea\u0308\u0301" in final
+    assert "👩Ω\u200d" in final and "𝔘𝔫𝔦" in final and "中文 café" in final
+
+    # A fresh client and the file on disk hold exactly the same string.
+    fresh = await join(server, path)
+    assert sources(fresh) == [final]
+    await eventually(lambda: disk_sources(server, path) == [final])
+    raw = (server.root / path).read_bytes().decode("utf-8")
+    assert json.loads(raw)["cells"][0]["source"] in (final, final.splitlines(keepends=True))
+    for client in [*clients, fresh]:
+        await client.close()
+
+
+# -- (e) text files ------------------------------------------------------------------------
+
+
+async def test_text_file_room_syncs_and_saves(server):
+    (server.root / "notes.txt").write_text("line one\nligne deux — ünïcödé ✓\n", encoding="utf-8")
+    alice = await join(server, "notes.txt", file_format="text", file_type="file")
+    bob = await join(server, "notes.txt", file_format="text", file_type="file")
+    assert "text:file:" in alice.url
+    assert str(alice.text().get()) == "line one\nligne deux — ünïcödé ✓\n"
+    source_a: Text = alice.doc.get("source", type=Text)
+    source_b: Text = bob.doc.get("source", type=Text)
+    source_a.insert(0, "# 标题\n")
+    source_b.insert(len(str(source_b).encode()), "line three 🎉\n")
+    expected = "# 标题\nline one\nligne deux — ünïcödé ✓\nline three 🎉\n"
+    await eventually(lambda: alice.text().get() == bob.text().get() == expected)
+    await eventually(lambda: (server.root / "notes.txt").read_text(encoding="utf-8") == expected)
+    assert (await alice.save())["status"] == "skipped"
+    source_b.insert(0, "!")
+    await eventually(lambda: alice.text().get() == "!" + expected)
+    reply = await bob.save()
+    assert reply["status"] in ("success", "skipped")  # "skipped" if the automatic save came first
+    assert (server.root / "notes.txt").read_text(encoding="utf-8") == "!" + expected
+    await alice.close()
+    await bob.close()
