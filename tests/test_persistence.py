@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 import time
 
 import nbformat
@@ -235,3 +236,81 @@ async def test_file_is_written_atomically(make_server, history):
     assert [p.name for p in server.root.iterdir() if p.name.startswith(".~")] == []
     nbformat.validate(nbformat.read(server.root / path, as_version=4))
     await client.close()
+
+
+@pytest.mark.parametrize("stop", ["sigterm", "sigkill"])
+async def test_five_thousand_edits_survive_a_prompt_stop_without_duplication(make_server, stop):
+    """The reference duplicated the text here (old tab reopened) or lost it all (SIGKILL)."""
+    server = make_server({"document_save_delay": 1.0, "max_save_delay": 5.0})
+    path = write_notebook(server.root, sources=["seed"])
+    tab = await join(server, path)
+    for index in range(5000):
+        append_text(tab, 0, str(index % 10))
+        if index % 100 == 0:
+            await asyncio.sleep(0)  # let the client send as it types
+    await tab.save()  # a round trip: the server has every edit
+    expected = sources(tab)[0]
+    await asyncio.sleep(1.2)  # every edit is now more than a second old
+    if stop == "sigterm":
+        server.terminate()
+    else:
+        server.kill()
+    await tab.wait_closed()
+    server.start()
+    await tab.connect()  # the old tab comes back
+    fresh = await join(server, path)
+    await tab.save()
+    await asyncio.sleep(0.3)
+    assert sources(fresh) == sources(tab) == [expected]
+    await eventually(lambda: disk_sources(server, path) == [expected])
+    await tab.close()
+    await fresh.close()
+
+
+async def test_slow_client_is_closed_with_1013_others_continue(make_server):
+    server = make_server(
+        {
+            "max_send_buffer_bytes": 1_000_000,
+            "history_enabled": False,
+            "document_save_delay": 60.0,
+            "max_save_delay": 120.0,
+        }
+    )
+    path = write_notebook(server.root, sources=[""])
+    writer = await join(server, path)
+    reader = await join(server, path)
+    slow = await join(server, path)
+    slow._reader.cancel()  # stops reading: its socket and buffers fill up
+    # More than the kernel's loopback socket buffers can absorb (several MB).
+    for _ in range(60):
+        append_text(writer, 0, "y" * 500_000)
+        await asyncio.sleep(0.02)
+    await eventually(lambda: "not reading fast enough" in server.log(), timeout=20)
+    await eventually(lambda: sources(reader) == sources(writer))
+    assert len(sources(reader)[0]) == 30_000_000
+    # Once it reads again, the slow client finds the close code telling it to resync.
+    frames = 0
+    while True:
+        frame = await asyncio.wait_for(slow.ws.read_message(), 10)
+        if frame is None:
+            break
+        frames += 1
+    assert slow.ws.close_code == 1013
+    for client in (writer, reader, slow):
+        await client.close()
+
+
+async def test_unreadable_history_falls_back_to_the_file(server):
+    path = write_notebook(server.root, sources=["from file"])
+    client = await join(server, path)
+    await client.close()
+    server.stop()
+    db = sqlite3.connect(server.data / "jupyter_collab" / "history.sqlite")
+    db.execute("UPDATE updates SET data = X'DEADBEEF'")
+    db.commit()
+    db.close()
+    server.start()
+    again = await join(server, path)
+    assert sources(again) == ["from file"]
+    assert "unusable" in server.log()
+    await again.close()
