@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: lab test lint clean
+.PHONY: lab test lint clean system-deps
 
 $(VENV)/.installed-%: pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,7 +20,14 @@ lab: $(VENV)/.installed-lab
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check jupyter_collab tests
 
-test: $(VENV)/.installed-test lint
+# Debian packages the tests use: Chromium for browser tests (never a downloaded browser).
+system-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-liberation >/dev/null; \
+	  else echo "chromium missing: run 'sudo apt-get install chromium fonts-liberation' (browser tests skip without it)"; fi; }
+
+test: $(VENV)/.installed-test system-deps lint
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 clean:

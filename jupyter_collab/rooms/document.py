@@ -19,9 +19,7 @@ from ..documents import RoomKey, SharedDocument
 from ..persistence.filesync import DocumentFile, FileStat, FileUnavailable, content_hash
 from ..persistence.store import HistoryStore
 from ..protocol import ProtocolError, SyncMessage, SyncType, decode_state_vector, sync_frame
-from .room import Connection, Room
-
-EMPTY_UPDATE = b"\x00\x00"
+from .room import EMPTY_UPDATE, Connection, Room
 
 # Close code JupyterLab's provider turns into a "reload" dialog (wire-protocol.md).
 CLOSE_RELOAD = 1003
@@ -137,9 +135,8 @@ class DocumentRoom(Room):
             frames.append(sync_frame(SyncType.UPDATE, merged))
         return frames + super().pending_frames()
 
-    def join(self, conn: Connection) -> None:
-        super().join(conn)
-        conn.send(sync_frame(SyncType.STEP1, self.document.ydoc.get_state()))
+    def state_vector(self) -> bytes:
+        return self.document.ydoc.get_state()
 
     def leave(self, conn: Connection) -> None:
         super().leave(conn)

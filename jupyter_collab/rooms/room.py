@@ -17,12 +17,16 @@ from ..protocol import (
     AwarenessMessage,
     CustomMessage,
     Message,
-    ProtocolError,
     SyncMessage,
+    SyncType,
     awareness_frame,
     custom_reply_frame,
+    sync_frame,
 )
 from .awareness import AwarenessTable
+
+EMPTY_UPDATE = b"\x00\x00"
+EMPTY_STATE_VECTOR = b"\x00"
 
 
 class Connection(Protocol):
@@ -54,9 +58,14 @@ class Room:
 
     def join(self, conn: Connection) -> None:
         self.connections.add(conn)
+        conn.send(sync_frame(SyncType.STEP1, self.state_vector()))
         states = self.awareness.snapshot()
         if states is not None:
             conn.send(awareness_frame(states))
+
+    def state_vector(self) -> bytes:
+        """What the server's document holds (nothing, in an awareness-only room)."""
+        return EMPTY_STATE_VECTOR
 
     def leave(self, conn: Connection) -> None:
         self.connections.discard(conn)
@@ -85,7 +94,12 @@ class Room:
         conn.send(custom_reply_frame(await self.handle_save(request_id)))
 
     def handle_sync(self, conn: Connection, message: SyncMessage) -> None:
-        raise ProtocolError("this room has no document (awareness only)")
+        """An awareness-only room has no shared document, but JupyterLab's provider still
+        runs the sync handshake on it (and reconnects in a loop if refused): answer its
+        step 1 with an empty step 2; document updates here have nowhere to go and are
+        dropped, as nothing may be stored or relayed in such a room."""
+        if message.kind == SyncType.STEP1:
+            conn.send(sync_frame(SyncType.STEP2, EMPTY_UPDATE))
 
     async def handle_save(self, request_id: int) -> dict:
         return {"type": "save", "responseTo": request_id, "status": "skipped"}
