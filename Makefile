@@ -15,7 +15,8 @@ $(VENV)/.installed-%: pyproject.toml
 
 lab: $(VENV)/.installed-lab
 	mkdir -p demo-run && cp -n demo/*.ipynb demo-run/ 2>/dev/null || true
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=demo-run --LabApp.default_url=/lab/tree/welcome.ipynb $(LAB_ARGS)
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=demo-run --LabApp.default_url=/lab/tree/welcome.ipynb \
+	  $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check jupyter_collab tests

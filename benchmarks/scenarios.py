@@ -73,11 +73,14 @@ def _split(items: list[Any], parts: int) -> list[list[Any]]:
     return [items[i::parts] for i in range(parts)]
 
 
-def _connect_all(ctx: Context, specs: list[dict], concurrency: int, timeout: float) -> dict[str, Any]:
-    """Spread `specs` over the workers (round robin) and connect them; returns results by name."""
+def _connect_all(ctx: Context, specs: list[dict], concurrency: int, timeout: float,
+                 budget: float | None = None) -> dict[str, Any]:
+    """Spread `specs` over the workers (round robin) and connect them; returns results by name.
+    `timeout` bounds each client, `budget` (default: `timeout`) the whole operation."""
+    budget = timeout if budget is None else budget
     per = _split(specs, ctx.pool.size)
-    replies = ctx.pool.each("connect", [{"specs": s} for s in per], reply_timeout=timeout + 60,
-                            concurrency=concurrency, timeout=timeout)
+    replies = ctx.pool.each("connect", [{"specs": s} for s in per], reply_timeout=budget + timeout + 60,
+                            concurrency=concurrency, timeout=timeout, budget=budget)
     merged: dict[str, Any] = {}
     for reply in replies:
         merged.update(reply)
@@ -364,10 +367,10 @@ def rooms(ctx: Context, server: Server) -> list[dict]:
         rest = new[p["sample_open"]:]
         specs = [{"name": f"room-{opened + i}", "base_url": server.url, "path": path, "keep_doc": False}
                  for i, path in enumerate(sample)]
-        sampled = ctx.pool.call(0, "connect", specs=specs, concurrency=1, timeout=min(120.0, budget))
+        sampled = ctx.pool.call(0, "connect", specs=specs, concurrency=1, timeout=60.0, budget=budget)
         specs = [{"name": f"room-{opened + len(sample) + i}", "base_url": server.url, "path": path,
                   "keep_doc": False} for i, path in enumerate(rest)]
-        bulk = _connect_all(ctx, specs, concurrency=p["concurrency"], timeout=min(120.0, budget)) if specs else {}
+        bulk = _connect_all(ctx, specs, concurrency=p["concurrency"], timeout=60.0, budget=budget) if specs else {}
         open_s = time.monotonic() - t0
         results = {**sampled, **bulk}
         failed = _failures(results)
@@ -418,7 +421,8 @@ def connections(ctx: Context, server: Server) -> list[dict]:
             break
         specs = [{"name": f"idle-{i}", "url": url, "keep_doc": False} for i in range(held, step)]
         t0 = time.monotonic()
-        results = _connect_all(ctx, specs, concurrency=p["concurrency"], timeout=min(budget, p["step_timeout"]))
+        results = _connect_all(ctx, specs, concurrency=p["concurrency"], timeout=60.0,
+                               budget=min(budget, p["step_timeout"]))
         connect_s = time.monotonic() - t0
         failed = _failures(results)
         held = step

@@ -39,16 +39,22 @@ class Worker:
 
     # -- connecting ------------------------------------------------------------------------
 
-    async def connect(self, specs: list[dict], concurrency: int = 8, timeout: float = 60.0) -> dict[str, Any]:
+    async def connect(self, specs: list[dict], concurrency: int = 8, timeout: float = 60.0,
+                      budget: float | None = None) -> dict[str, Any]:
         """Connect clients; each spec has `name` and either `url` (a room) or `base_url` and
-        `path` (open the session first, as JupyterLab does). Returns per-client timings."""
+        `path` (open the session first, as JupyterLab does). Returns per-client timings.
+        `timeout` bounds each client; `budget` the whole call (later clients are not tried)."""
         gate = asyncio.Semaphore(concurrency)
         results: dict[str, Any] = {}
+        give_up = time.monotonic() + (budget if budget is not None else math.inf)
 
         async def one(spec: dict) -> None:
             async with gate:
                 name = spec["name"]
                 t0 = time.monotonic()
+                if t0 > give_up:
+                    results[name] = {"ok": False, "error": "not tried: time budget used up"}
+                    return
                 try:
                     url = spec.get("url")
                     if url is None:
