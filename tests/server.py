@@ -28,7 +28,9 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, base: Path, *, config: dict[str, Any] | None = None, app: str = "jupyter_server") -> None:
+    def __init__(
+        self, base: Path, *, config: dict[str, Any] | None = None, app: str = "jupyter_server"
+    ) -> None:
         self.base = base
         self.app = app  # "jupyter_server", or "jupyterlab" to serve the JupyterLab UI too
         self.root = base / "root"

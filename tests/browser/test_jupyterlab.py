@@ -34,6 +34,12 @@ CHROMIUM_ARGS = [
 ]
 
 
+# Is a string shown in any cell editor of the page?
+SHOWS_TEXT = (
+    "m => [...document.querySelectorAll('.jp-Notebook .cm-content')].some(e => e.innerText.includes(m))"
+)
+
+
 @pytest.fixture
 def lab(tmp_path):
     server = ServerProcess(tmp_path, app="jupyterlab")
@@ -62,7 +68,7 @@ async def test_two_users_type_in_jupyterlab(lab):
         await alice.keyboard.press("Control+End")
         await alice.keyboard.type("\n# typed by alice ✓", delay=10)
         await bob.wait_for_function(
-            "m => [...document.querySelectorAll('.jp-Notebook .cm-content')].some(e => e.innerText.includes(m))",
+            SHOWS_TEXT,
             arg="# typed by alice ✓",
             timeout=15_000,
         )
@@ -71,7 +77,7 @@ async def test_two_users_type_in_jupyterlab(lab):
         await bob.keyboard.press("Control+Home")
         await bob.keyboard.type("# bob was here\n", delay=10)
         await alice.wait_for_function(
-            "m => [...document.querySelectorAll('.jp-Notebook .cm-content')].some(e => e.innerText.includes(m))",
+            SHOWS_TEXT,
             arg="# bob was here",
             timeout=15_000,
         )
