@@ -206,8 +206,9 @@ def fanout(ctx: Context, server: Server) -> list[dict]:
         analyses = ctx.pool.each("fanout_analyze", sends_raw=sends)
         ctx.pool.each("close")
         latencies = array("d")
-        expected = delivered = frames = 0
+        expected = delivered = frames = not_integrated = 0
         for a in analyses:
+            not_integrated += a["not_integrated"]
             latencies.frombytes(a["latencies"])
             expected += a["expected"]
             delivered += a["delivered"]
@@ -227,6 +228,8 @@ def fanout(ctx: Context, server: Server) -> list[dict]:
             "connect_failures": len(failed),
             "closed_by_server": _closed(counts),
         }
+        if not_integrated:
+            ctx.notes.append(f"fanout {n_clients}/{n_writers}: {not_integrated} keystrokes reported but not integrated")
         ctx.log(f"  fanout {n_clients:>3} clients {n_writers:>2} writers: p50 {metrics['p50']} p99 {metrics['p99']} ms,"
                 f" delivered {metrics['delivered']}, server CPU {server_cpu:.0%}, generator CPU {gen_cpu:.0%}")
         cases.append({"case": {"clients": n_clients, "writers": n_writers}, "metrics": metrics})

@@ -48,6 +48,18 @@ def raise_nofile(limit: int | None = None) -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+def _child_setup() -> None:
+    """In the server process before exec: a higher open-file limit, and a SIGTERM when
+    the runner dies, so that no server outlives an interrupted run."""
+    raise_nofile()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def reference_python() -> Path:
     return REFERENCE_VENV / "bin" / "python"
 
@@ -178,7 +190,7 @@ class Server:
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.base,  # the reference keeps its .jupyter_ystore.db in the working directory
-            preexec_fn=lambda: raise_nofile(),
+            preexec_fn=_child_setup,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -17,7 +17,7 @@ from typing import Any
 
 from pycrdt import Array
 
-from .notebooks import open_session, room_url
+from .session import open_session, room_url
 from .servers import TOKEN, raise_nofile
 from .wsclient import YClient, decode_state_vector
 
@@ -114,21 +114,22 @@ class Worker:
 
     # -- receiving -------------------------------------------------------------------------
 
-    def _on_update(self, client: YClient, t: float) -> None:
+    def _on_update(self, client: YClient, update: bytes, t: float) -> None:
+        """Record which writers' keystrokes this update brought: the document's state
+        vector after applying it (so only what the document really integrated counts)."""
         if not self.tracked_writers:
             return
-        name = client.name  # type: ignore[attr-defined]
-        last = self.last_clock.get(name)
+        last = self.last_clock.get(client.name)  # type: ignore[attr-defined]
         if last is None:
             return
-        state = decode_state_vector(client.doc.get_state())  # type: ignore[union-attr]
-        records = self.doc_records[name]
-        for writer in self.tracked_writers:
-            new = state.get(writer, 0)
-            old = last.get(writer, 0)
-            if new > old:
-                records.append((writer, old, new, t))
-                last[writer] = new
+        records = self.doc_records[client.name]  # type: ignore[attr-defined]
+        tracked = self.tracked_writers
+        for writer, new in decode_state_vector(client.doc.get_state()).items():  # type: ignore[union-attr]
+            if writer in tracked:
+                old = last.get(writer, 0)
+                if new > old:
+                    records.append((writer, old, new, t))
+                    last[writer] = new
 
     def _on_awareness(self, client: YClient, entries: list[tuple[int, int]], t: float) -> None:
         name = client.name  # type: ignore[attr-defined]
@@ -215,9 +216,16 @@ class Worker:
     def fanout_analyze(self, sends_raw: dict[int, bytes]) -> dict[str, Any]:
         sends = {w: array("d", raw) for w, raw in sends_raw.items()}
         latencies = array("d")
-        expected = delivered = 0
+        expected = delivered = not_integrated = 0
         for name, client in self.clients.items():
             own = client.client_id
+            if client.doc is not None:
+                # what the document really integrated caps what counts as delivered
+                real = client.state_vector()
+                last = self.last_clock.get(name, {})
+                for w in sends:
+                    if real.get(w, 0) < last.get(w, 0):
+                        not_integrated += last[w] - real.get(w, 0)
             for w, times in sends.items():
                 if w != own:
                     expected += len(times)
@@ -232,7 +240,8 @@ class Worker:
                     delivered += 1
         frames = sum(c.frames for c in self.clients.values())
         self.tracked_writers = set()
-        return {"latencies": latencies.tobytes(), "expected": expected, "delivered": delivered, "frames": frames}
+        return {"latencies": latencies.tobytes(), "expected": expected, "delivered": delivered, "frames": frames,
+                "not_integrated": not_integrated}
 
     # -- presence --------------------------------------------------------------------------
 

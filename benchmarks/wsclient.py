@@ -254,7 +254,7 @@ class YClient:
         *,
         client_id: int | None = None,
         keep_doc: bool = True,
-        on_update: Callable[[YClient, float], None] | None = None,
+        on_update: Callable[[YClient, bytes, float], None] | None = None,
         on_awareness: Callable[[YClient, list[tuple[int, int]], float], None] | None = None,
     ) -> None:
         self.url = url
@@ -333,7 +333,7 @@ class YClient:
                     self.synced.set_result(t)
                 return
             if self.on_update is not None:
-                self.on_update(self, t)
+                self.on_update(self, body, t)
         elif kind == 1:
             if self.on_awareness is not None:
                 _, pos = dec_uint(payload, 1)

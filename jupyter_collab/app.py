@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
+from typing import Any
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Float, Int, Unicode, default
+from traitlets import Bool, Float, Instance, Int, Type, Unicode, default
 
-from .documents import RoomKey
-from .handlers.room import RoomHandler
+from .audit import AuditTrail
+from .documents import RoomKey, parse_room_id
+from .handlers.permissions import RecheckHandler
+from .handlers.room import CLOSE_FORBIDDEN, RoomHandler
 from .handlers.session import SessionHandler
-from .persistence.filesync import DocumentFile
+from .permissions import Access, AuthorizerPolicy, PermissionPolicy, Role, identity
+from .persistence.filesync import DocumentFile, FileUnavailable
 from .persistence.store import HistoryStore
 from .persistence.watcher import FileWatcher
 from .rooms.document import SaveSettings
@@ -94,6 +99,45 @@ class CollabApp(ExtensionApp):
         "behind is closed with code 1013 and resyncs when it reconnects.",
     )
 
+    permission_policy_class = Type(
+        AuthorizerPolicy,
+        klass=PermissionPolicy,
+        config=True,
+        help="The permission policy: who is owner, editor, viewer or has no access, and which "
+        "cells are locked for whom. Built in: AuthorizerPolicy (asks the server's "
+        "Authorizer), RulesPolicy (rules per path glob from config).",
+    )
+    permission_policy = Instance(PermissionPolicy, allow_none=True)
+    permission_recheck_interval = Float(
+        30.0,
+        config=True,
+        help="Seconds between re-checks of every open connection's access: a demoted editor "
+        "becomes a viewer, a removed user is disconnected. 0 disables the periodic re-check "
+        "(POST /api/collaboration/permissions/recheck still works).",
+    )
+    max_document_messages_per_second = Float(
+        200.0,
+        config=True,
+        help="Average document messages per second one connection may send (0: no limit); "
+        "going over closes it with 1008.",
+    )
+    max_awareness_messages_per_second = Float(
+        60.0,
+        config=True,
+        help="Average awareness (presence, cursor) messages per second one connection may "
+        "send (0: no limit); going over closes it with 1008.",
+    )
+    message_burst = Float(
+        400.0,
+        config=True,
+        help="Messages a connection may send at once above the average rates (bucket size).",
+    )
+    max_connections_per_user = Int(
+        20,
+        config=True,
+        help="Connections one user may hold to one room (tabs, devices); more are refused with 1008.",
+    )
+
     @default("history_path")
     def _default_history_path(self) -> str:
         return str(Path(jupyter_data_dir()) / "jupyter_collab" / "history.sqlite")
@@ -120,9 +164,12 @@ class CollabApp(ExtensionApp):
             save=SaveSettings(self.document_save_delay, self.max_save_delay),
             broadcast_window=self.broadcast_window,
             close_delay=self.room_close_delay,
+            events=AuditTrail(getattr(self.serverapp, "event_logger", None)),
             log=self.log,
         )
+        self.permission_policy = self.permission_policy_class(parent=self, log=self.log)
         self.settings["jupyter_collab"] = self
+        self._recheck_task: asyncio.Task | None = None
 
     def _make_file(self, key: RoomKey) -> DocumentFile:
         return DocumentFile(
@@ -138,11 +185,69 @@ class CollabApp(ExtensionApp):
             [
                 (r"/api/collaboration/session/(.*)", SessionHandler),
                 (r"/api/collaboration/room/(.*)", RoomHandler),
+                (r"/api/collaboration/permissions/recheck", RecheckHandler),
             ]
         )
 
+    # -- permissions -------------------------------------------------------------------------
+
+    def path_of(self, room_id: str) -> str:
+        """The file path behind a room ("" for awareness-only rooms)."""
+        key = parse_room_id(room_id)
+        if key is None:
+            return ""
+        path = self.serverapp.web_app.settings["file_id_manager"].get_path(key.file_id)
+        if path is None:
+            raise FileUnavailable(f"no file has id {key.file_id}")
+        return path
+
+    async def access(self, user: Any, path: str, handler: Any) -> Access:
+        assert self.permission_policy is not None
+        return await self.permission_policy.access(user, path, handler)
+
+    async def recheck_permissions(self) -> dict[str, int]:
+        """Re-ask the policy for every open connection and apply what changed."""
+        checked = changed = revoked = 0
+        for room in list(self.rooms.rooms.values()):
+            for conn in list(room.connections):
+                checked += 1
+                try:
+                    path = self.path_of(room.room_id)
+                except FileUnavailable:
+                    continue
+                access = await self.access(conn.current_user, path, conn)
+                if access == conn.access:
+                    continue
+                if access.role is Role.NONE:
+                    revoked += 1
+                    self.rooms.events.emit("revoked", room, conn, reason="access removed")
+                    conn.access = access
+                    conn.close_with(CLOSE_FORBIDDEN, "access revoked")
+                    continue
+                changed += 1
+                conn.access = access
+                conn.identity = identity(conn.current_user, access.role)
+                room.restamp(conn)
+                conn.notify({"type": "role", "role": access.role.value})
+                self.rooms.events.emit("role_change", room, conn)
+        return {"checked": checked, "changed": changed, "revoked": revoked}
+
+    async def _recheck_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.permission_recheck_interval)
+            try:
+                await self.recheck_permissions()
+            except Exception:
+                self.log.exception("jupyter_collab: permission re-check failed")
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        if self.permission_recheck_interval > 0:
+            self._recheck_task = asyncio.get_running_loop().create_task(self._recheck_periodically())
+
     async def stop_extension(self) -> None:
         """Server shutdown (SIGTERM, Ctrl-C): save everything, then close the store."""
+        if self._recheck_task is not None:
+            self._recheck_task.cancel()
         await self.rooms.stop()
         if self.store:
             await self.store.stop()

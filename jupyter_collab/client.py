@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from jupyter_ydoc import YNotebook, YUnicode
-from pycrdt import Doc, TransactionEvent
+from pycrdt import Doc, TransactionEvent, merge_updates
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
 
@@ -21,12 +21,12 @@ from .protocol import (
     AwarenessEntry,
     AwarenessMessage,
     ProtocolError,
-    Reader,
     SyncMessage,
     SyncType,
     awareness_frame,
     decode_awareness,
     decode_message,
+    decode_server_notice,
     encode_awareness,
     save_request_frame,
     sync_frame,
@@ -80,6 +80,8 @@ class RoomClient:
         self.close_reason: str | None = None
         self.awareness: dict[int, dict[str, Any]] = {}
         self.save_replies: dict[int, dict[str, Any]] = {}
+        self.notices: list[dict[str, Any]] = []  # the server's JSON messages (role, refusals)
+        self.role: str | None = None
         self._save_waiters: dict[int, asyncio.Future] = {}
         self._next_save = 0
         self._awareness_clock = 0
@@ -87,6 +89,7 @@ class RoomClient:
         self._subscription = None
         self._applying_remote = False
         self._pending_writes: set[asyncio.Task] = set()
+        self._local_updates: list[bytes] = []
 
     async def connect(self, timeout: float = 10.0) -> RoomClient:
         if self._reader is not None:
@@ -121,8 +124,9 @@ class RoomClient:
         except WebSocketClosedError:
             pass  # unsent edits stay in the document and go out with the next sync
 
-    def _write_soon(self, frame: bytes) -> None:
-        task = asyncio.get_running_loop().create_task(self._write(frame))
+    def _track(self, coroutine: Any) -> None:
+        """Run a send in the background; `disconnect` and `save` wait for pending ones."""
+        task = asyncio.get_running_loop().create_task(coroutine)
         self._pending_writes.add(task)
         task.add_done_callback(self._pending_writes.discard)
 
@@ -130,7 +134,17 @@ class RoomClient:
         update = event.update
         if update == b"\x00\x00" or self._applying_remote or not self.connected:
             return  # offline edits reach the server through sync step 2 on reconnect
-        self._write_soon(sync_frame(SyncType.UPDATE, update))
+        # Edits made in one turn of the event loop go out as one message.
+        if not self._local_updates:
+            self._track(self._send_local_updates())
+        self._local_updates.append(update)
+
+    async def _send_local_updates(self) -> None:
+        await asyncio.sleep(0)
+        updates, self._local_updates = self._local_updates, []
+        if updates:
+            merged = updates[0] if len(updates) == 1 else merge_updates(*updates)
+            await self._write(sync_frame(SyncType.UPDATE, merged))
 
     def _apply_remote(self, update: bytes) -> None:
         self._applying_remote = True
@@ -152,7 +166,7 @@ class RoomClient:
             try:
                 message = decode_message(frame)
             except ProtocolError:
-                message = _decode_custom_reply(frame)
+                message = decode_server_notice(frame)
                 if message is None:
                     continue
             if isinstance(message, dict):
@@ -173,6 +187,9 @@ class RoomClient:
                         self.awareness[entry.client_id] = state
 
     def _on_custom(self, body: dict[str, Any]) -> None:
+        self.notices.append(body)
+        if body.get("type") == "role":
+            self.role = body.get("role")
         if body.get("type") == "save":
             request_id = body.get("responseTo")
             self.save_replies[request_id] = body
@@ -183,7 +200,7 @@ class RoomClient:
     def set_awareness(self, state: dict[str, Any] | None) -> None:
         self._awareness_clock += 1
         entry = AwarenessEntry(self.doc.client_id, self._awareness_clock, json.dumps(state))
-        self._write_soon(awareness_frame(encode_awareness([entry])))
+        self._track(self._write(awareness_frame(encode_awareness([entry]))))
 
     async def save(self, timeout: float = 10.0) -> dict[str, Any]:
         """Ask the server to save now; returns its reply (`status`: success/skipped/failed).
@@ -242,14 +259,3 @@ class RoomClient:
 
     def text(self) -> YUnicode:
         return YUnicode(self.doc)
-
-
-def _decode_custom_reply(frame: bytes) -> dict[str, Any] | None:
-    """The server's JSON replies on message type 2 (not valid as client requests)."""
-    reader = Reader(frame)
-    try:
-        if reader.var_uint() != 2:
-            return None
-        return json.loads(reader.var_string())
-    except (ProtocolError, ValueError):
-        return None

@@ -153,6 +153,19 @@ def custom_reply_frame(body: dict) -> bytes:
     return bytes([MessageType.CUSTOM]) + var_string(json.dumps(body))
 
 
+def decode_server_notice(frame: bytes) -> dict | None:
+    """A server's JSON message on the custom channel (save replies, role notices), if
+    `frame` is one; clients use this, the server never accepts such frames."""
+    reader = Reader(frame)
+    try:
+        if reader.var_uint() != MessageType.CUSTOM:
+            return None
+        body = json.loads(reader.var_string())
+    except (ProtocolError, ValueError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
 def decode_state_vector(state: bytes) -> dict[int, int]:
     """Decode a Yjs state vector (client id -> clock); raises ProtocolError if malformed."""
     reader = Reader(state)

@@ -1,13 +1,15 @@
 """WebSocket `/api/collaboration/room/{room_id}`: one client connection to a room.
 
 Per-client checks live here (pycrdt-websocket's room cannot see who sent a message):
-authentication and origin on the upgrade, frame size, protocol validity, and a bounded
-send buffer. Each problem closes only the offending socket, with a code the client
-understands, and logs one line.
+authentication and origin on the upgrade, the user's access from the permission policy,
+frame size and message rates, protocol validity, and a bounded send buffer. Each problem
+closes only the offending socket, with a code the client understands, and logs one line.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from asyncio import Future
 from typing import Any
 
@@ -19,15 +21,39 @@ from tornado import web
 from tornado.websocket import WebSocketClosedError, WebSocketHandler, WebSocketProtocol13
 
 from ..documents import BadRoomId
+from ..permissions import Access, Role, identity
 from ..persistence.filesync import FileUnavailable
-from ..protocol import ProtocolError, decode_message
+from ..protocol import AwarenessMessage, ProtocolError, custom_reply_frame, decode_message
 from ..rooms.room import Room
 
+CLOSE_POLICY_VIOLATION = 1008  # over a rate or connection limit
+CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_BAD_REQUEST = 4400
+CLOSE_FORBIDDEN = 4403  # no access (or revoked): do not reconnect blindly
 CLOSE_NOT_FOUND = 4404
 CLOSE_SERVER_ERROR = 4500
-CLOSE_TRY_AGAIN_LATER = 1013
 _MAX_REASON_BYTES = 123  # a close frame's reason must fit in 125 bytes with the code
+
+
+class RateLimit:
+    """A token bucket: `rate` messages per second on average, bursts up to `burst`."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+        self.stamp = time.monotonic()
+
+    def allow(self) -> bool:
+        if self.rate <= 0:
+            return True
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
 
 
 class RoomHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
@@ -35,6 +61,8 @@ class RoomHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
 
     room: Room | None = None
     label = "?"
+    access = Access(Role.NONE)
+    identity: dict[str, Any] = {}
 
     def set_default_headers(self) -> None:
         """JupyterHandler's default headers make no sense on a WebSocket."""
@@ -64,8 +92,18 @@ class RoomHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         user = self.current_user
         self.label = f"{getattr(user, 'username', '?')}@{self.request.remote_ip}"
         self._queued_bytes = 0
+        self._notified: set[str] = set()
+        collab = self.collab
+        self._doc_rate = RateLimit(collab.max_document_messages_per_second, collab.message_burst)
+        self._awareness_rate = RateLimit(collab.max_awareness_messages_per_second, collab.message_burst)
         try:
-            room = await self.collab.rooms.get(room_id)
+            path = collab.path_of(room_id)
+            self.access = await collab.access(user, path, self)
+            if self.access.role is Role.NONE:
+                self._reject(CLOSE_FORBIDDEN, "no access to this document")
+                return
+            self.identity = identity(user, self.access.role)
+            room = await collab.rooms.get(room_id)
         except BadRoomId as exc:
             self._reject(CLOSE_BAD_REQUEST, f"bad room id: {exc}")
             return
@@ -73,7 +111,12 @@ class RoomHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
             self._reject(CLOSE_NOT_FOUND if "no file has id" in str(exc) else CLOSE_BAD_REQUEST, str(exc))
             return
         if self.ws_connection is None or self.ws_connection.is_closing():
-            self.collab.rooms.release(room)
+            collab.rooms.release(room)
+            return
+        same_user = [c for c in room.connections if c.identity.get("username") == user.username]
+        if len(same_user) >= collab.max_connections_per_user:
+            self._reject(CLOSE_POLICY_VIOLATION, "too many connections to this room")
+            collab.rooms.release(room)
             return
         self.room = room
         room.join(self)
@@ -89,7 +132,13 @@ class RoomHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         try:
             if isinstance(message, str):
                 raise ProtocolError("text frames are not part of the protocol")
-            room.handle(self, decode_message(message))
+            decoded = decode_message(message)
+            limit = self._awareness_rate if isinstance(decoded, AwarenessMessage) else self._doc_rate
+            if not limit.allow():
+                kind = "awareness" if limit is self._awareness_rate else "document"
+                self._reject(CLOSE_POLICY_VIOLATION, f"too many {kind} messages per second")
+                return
+            room.handle(self, decoded)
         except ProtocolError as exc:
             self.log.warning("jupyter_collab: %s sent a bad message to %s: %s", self.label, room.room_id, exc)
             self.close_with(CLOSE_BAD_REQUEST, f"bad message: {exc}")
@@ -140,6 +189,13 @@ class RoomHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         self._queued_bytes -= size
         if not done.cancelled():
             done.exception()  # a write to a closed stream is expected, not an error
+
+    def notify(self, body: dict[str, Any]) -> None:
+        """Custom-channel JSON message; each distinct one is sent once per connection."""
+        key = json.dumps(body, sort_keys=True)
+        if key not in self._notified:
+            self._notified.add(key)
+            self.send(custom_reply_frame(body))
 
     def close_with(self, code: int, reason: str) -> None:
         encoded = reason.encode("utf-8")[:_MAX_REASON_BYTES]

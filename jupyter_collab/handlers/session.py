@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 from jupyter_core.utils import ensure_async
-from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
 from ..documents import DOCUMENT_KINDS, BadRoomId, RoomKey
+from ..permissions import Role
 from ..persistence.filesync import FileUnavailable
 
 
@@ -17,8 +17,10 @@ class SessionHandler(APIHandler):
     auth_resource = "contents"
 
     @web.authenticated
-    @authorized
     async def put(self, path: str) -> None:
+        # Not `@authorized`: it would demand "write" for a PUT, and viewers must be able to
+        # open a session to watch. The permission policy decides.
+        collab = self.settings["jupyter_collab"]
         try:
             body = json.loads(self.request.body or b"{}")
         except json.JSONDecodeError as exc:
@@ -43,10 +45,12 @@ class SessionHandler(APIHandler):
             status = 201
         if file_id is None:
             raise web.HTTPError(404, f"file not found: {path}")
-        rooms = self.settings["jupyter_collab"].rooms
+        access = await collab.access(self.current_user, path, self)
+        if access.role is Role.NONE:
+            raise web.HTTPError(403, f"no access to {path}")
         try:
             # Opening here reports an unreadable file as an HTTP error the user sees.
-            await rooms.get(RoomKey(file_format, file_type, file_id).room_id)
+            await collab.rooms.get(RoomKey(file_format, file_type, file_id).room_id)
         except (FileUnavailable, BadRoomId) as exc:
             raise web.HTTPError(400, f"cannot open {path} as {file_type}: {exc}") from exc
         self.set_status(status)
@@ -55,6 +59,6 @@ class SessionHandler(APIHandler):
                 "format": file_format,
                 "type": file_type,
                 "fileId": file_id,
-                "sessionId": self.settings["jupyter_collab"].session_id,
+                "sessionId": collab.session_id,
             }
         )

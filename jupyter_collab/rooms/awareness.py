@@ -1,15 +1,33 @@
 """Server-side awareness table: who is in a room, which client ids each connection owns.
 
-Awareness (presence, cursors) is relayed, not interpreted, except for ownership: the first
-connection to announce a client id owns it, and nobody else may overwrite or remove that
-id's state. When a connection leaves, its states are removed for everyone.
+Awareness (presence, cursors) is relayed, with two exceptions that stop anyone posing as
+someone else: the first connection to announce a client id owns it, and nobody else may
+overwrite or remove that id's state; and the `user` field of every state is replaced by the
+identity the server authenticated for that connection (name, initials, colour, role).
+When a connection leaves, its states are removed for everyone.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from ..protocol import AwarenessEntry, decode_awareness, encode_awareness
+from ..protocol import AwarenessEntry, ProtocolError, decode_awareness, encode_awareness
+
+
+def _stamped(state_json: str, identity: dict[str, Any]) -> str:
+    try:
+        state = json.loads(state_json)
+    except json.JSONDecodeError as exc:
+        raise ProtocolError("awareness state is not JSON") from exc
+    if not isinstance(state, dict):
+        raise ProtocolError("awareness state is not a JSON object")
+    claimed = state.get("user")
+    # Fields a client may describe itself with (e.g. jupyter-nbmodel-client's "agent") stay;
+    # every identity field, and the role, are the server's.
+    extra = {k: v for k, v in claimed.items() if k not in identity} if isinstance(claimed, dict) else {}
+    state["user"] = {**extra, **identity}
+    return json.dumps(state, separators=(",", ":"))
 
 
 class AwarenessTable:
@@ -18,13 +36,18 @@ class AwarenessTable:
         self.owners: dict[int, Any] = {}
         self._changed: dict[int, AwarenessEntry] = {}
 
-    def apply(self, owner: Any, payload: bytes) -> bool:
-        """Apply an awareness update from `owner`; returns whether anything changed.
+    def apply(self, owner: Any, payload: bytes, identity: dict[str, Any]) -> bool:
+        """Apply an awareness update from `owner`, stamping `identity` as its `user`;
+        returns whether anything changed.
 
         Raises ProtocolError on a malformed payload (nothing is applied then).
         """
+        entries = decode_awareness(payload)
+        for entry in entries:  # validate everything before changing anything
+            if entry.state_json not in ("", "null"):
+                entry.state_json = _stamped(entry.state_json, identity)
         changed = False
-        for entry in decode_awareness(payload):
+        for entry in entries:
             current_owner = self.owners.get(entry.client_id)
             if current_owner is not None and current_owner is not owner:
                 continue  # somebody else's client id: refused
@@ -39,6 +62,18 @@ class AwarenessTable:
                 self.entries[entry.client_id] = entry
             self._changed[entry.client_id] = entry
             changed = True
+        return changed
+
+    def restamp(self, owner: Any, identity: dict[str, Any]) -> bool:
+        """Re-stamp the states of `owner` (its role changed); returns whether any changed."""
+        changed = False
+        for client_id, entry_owner in self.owners.items():
+            if entry_owner is owner:
+                entry = self.entries[client_id]
+                entry.clock += 1
+                entry.state_json = _stamped(entry.state_json, identity)
+                self._changed[client_id] = entry
+                changed = True
         return changed
 
     def remove_owner(self, owner: Any) -> bool:

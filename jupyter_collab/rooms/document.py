@@ -13,13 +13,15 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from jupyter_ydoc import YNotebook
 from pycrdt import TransactionEvent, merge_updates
 
 from ..documents import RoomKey, SharedDocument
 from ..persistence.filesync import DocumentFile, FileStat, FileUnavailable, content_hash
 from ..persistence.store import HistoryStore
 from ..protocol import ProtocolError, SyncMessage, SyncType, decode_state_vector, sync_frame
-from .room import EMPTY_UPDATE, Connection, Room
+from .guard import LockGuard
+from .room import EMPTY_UPDATE, Connection, Room, RoomEvents
 
 # Close code JupyterLab's provider turns into a "reload" dialog (wire-protocol.md).
 CLOSE_RELOAD = 1003
@@ -40,9 +42,10 @@ class DocumentRoom(Room):
         store: HistoryStore | None,
         save: SaveSettings,
         broadcast_window: float,
+        events: RoomEvents,
         log: logging.Logger,
     ) -> None:
-        super().__init__(key.room_id, broadcast_window=broadcast_window, log=log)
+        super().__init__(key.room_id, broadcast_window=broadcast_window, events=events, log=log)
         self.key = key
         self.file = file
         self.store = store
@@ -59,6 +62,7 @@ class DocumentRoom(Room):
         self._peer_states: dict[Connection, dict[int, int]] = {}
         self._subscription = None
         self._dedupe_scheduled = False
+        self._guard: LockGuard | None = None
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -111,6 +115,8 @@ class DocumentRoom(Room):
         if update == EMPTY_UPDATE:
             return
         self._updates.append(update)
+        if self._guard is not None:
+            self._guard.follow(update)
         self._schedule_flush()
         if self.store:
             self.store.append(self.room_id, update)
@@ -149,14 +155,42 @@ class DocumentRoom(Room):
             self._peer_states[conn] = peer_state
             conn.send(sync_frame(SyncType.STEP2, ydoc.get_update(message.payload)))
             return
+        if message.payload == EMPTY_UPDATE:
+            return  # a handshake reply with nothing new: fine from anyone
+        role = conn.access.role
+        if not role.can_edit:
+            self.deny(conn, "you can only view this document")
+            return
         if self._is_foreign(conn):
             self._adopt_foreign(conn, message.payload)
             return
+        if not role.can_lock and isinstance(self.document.model, YNotebook):
+            try:
+                if self._guard is None:
+                    self._guard = LockGuard(self.document.model)
+                reason = self._guard.refusal(message.payload, conn.access, can_lock=False)
+            except ValueError as exc:
+                self._guard = None  # the shadow may hold part of a broken update
+                raise ProtocolError(f"invalid update: {exc}") from exc
+            if reason is not None:
+                self.deny(conn, reason)
+                return
         try:
             with ydoc.transaction(origin=conn):
                 ydoc.apply_update(message.payload)
         except ValueError as exc:
             raise ProtocolError(f"invalid update: {exc}") from exc
+
+    def deny(self, conn: Connection, reason: str) -> None:
+        """Refuse a change: nothing was applied; tell the sender once and make it reload,
+        which brings it back to the true state."""
+        self.log.warning(
+            "jupyter_collab: refused a change from %s to %s: %s", conn.label, self.room_id, reason
+        )
+        self.events.emit("denied", self, conn, reason=reason)
+        conn.notify({"type": "denied", "role": conn.access.role.value, "reason": reason})
+        close_reason = {"reason": "permission_denied", "reloadable": True, "errorReason": reason[:60]}
+        conn.close_with(CLOSE_RELOAD, json.dumps(close_reason, separators=(",", ":")))
 
     def _is_foreign(self, conn: Connection) -> bool:
         """True when the client's history shares nothing with ours (e.g. we restarted
@@ -212,7 +246,12 @@ class DocumentRoom(Room):
         else:
             self._touch()  # a save is running; save again after it
 
-    async def handle_save(self, request_id: int) -> dict:
+    async def handle_save(self, conn: Connection, request_id: int) -> dict:
+        if not conn.access.role.can_edit:
+            self.log.warning("jupyter_collab: refused a save request from %s (viewer)", conn.label)
+            self.events.emit("denied", self, conn, reason="viewers cannot save")
+            conn.notify({"type": "denied", "role": conn.access.role.value, "reason": "viewers cannot save"})
+            return {"type": "save", "responseTo": request_id, "status": "failed"}
         status = await self.save()
         return {"type": "save", "responseTo": request_id, "status": status}
 

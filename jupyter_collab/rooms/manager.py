@@ -12,7 +12,7 @@ from ..persistence.filesync import DocumentFile
 from ..persistence.store import HistoryStore
 from ..persistence.watcher import FileWatcher
 from .document import DocumentRoom, SaveSettings
-from .room import Room
+from .room import Room, RoomEvents
 
 # Close code for server shutdown: "service restart", clients reconnect.
 CLOSE_RESTART = 1012
@@ -28,8 +28,10 @@ class RoomManager:
         save: SaveSettings,
         broadcast_window: float,
         close_delay: float,
+        events: RoomEvents,
         log: logging.Logger,
     ) -> None:
+        self.events = events
         self.make_file = make_file
         self.store = store
         self.watcher = watcher
@@ -64,13 +66,14 @@ class RoomManager:
     async def _create(self, room_id: str) -> Room:
         key = parse_room_id(room_id)
         if key is None:
-            return Room(room_id, broadcast_window=self.broadcast_window, log=self.log)
+            return Room(room_id, broadcast_window=self.broadcast_window, events=self.events, log=self.log)
         room = DocumentRoom(
             key,
             self.make_file(key),
             store=self.store,
             save=self.save,
             broadcast_window=self.broadcast_window,
+            events=self.events,
             log=self.log,
         )
         await room.load()

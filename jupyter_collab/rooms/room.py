@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Protocol
+from typing import Any, Protocol
 
+from ..permissions import Access
 from ..protocol import (
     AwarenessMessage,
     CustomMessage,
@@ -33,6 +34,11 @@ class Connection(Protocol):
     """What a room needs from a client connection (the WebSocket handler implements it)."""
 
     label: str
+    access: Access  # the user's role and policy-locked cells, kept current by re-checks
+    identity: dict[str, Any]  # stamped into the `user` field of its awareness states
+
+    def notify(self, body: dict[str, Any]) -> None:
+        """Send a JSON message on the custom channel (role changes, refusals), once each."""
 
     def send(self, frame: bytes) -> None:
         """Queue a frame; the connection closes itself if its buffer overflows."""
@@ -41,11 +47,20 @@ class Connection(Protocol):
         """Close the socket with a close code the client understands."""
 
 
+class RoomEvents(Protocol):
+    """Where rooms report activity (the audit trail)."""
+
+    def emit(self, action: str, room: Room, conn: Connection, **details: Any) -> None: ...
+
+
 class Room:
     """Connections and awareness; subclasses add a shared document."""
 
-    def __init__(self, room_id: str, *, broadcast_window: float, log: logging.Logger) -> None:
+    def __init__(
+        self, room_id: str, *, broadcast_window: float, events: RoomEvents, log: logging.Logger
+    ) -> None:
         self.room_id = room_id
+        self.events = events
         self.broadcast_window = broadcast_window
         self.log = log
         self.connections: set[Connection] = set()
@@ -58,6 +73,8 @@ class Room:
 
     def join(self, conn: Connection) -> None:
         self.connections.add(conn)
+        self.events.emit("join", self, conn)
+        conn.notify({"type": "role", "role": conn.access.role.value})
         conn.send(sync_frame(SyncType.STEP1, self.state_vector()))
         states = self.awareness.snapshot()
         if states is not None:
@@ -68,7 +85,10 @@ class Room:
         return EMPTY_STATE_VECTOR
 
     def leave(self, conn: Connection) -> None:
+        if conn not in self.connections:
+            return
         self.connections.discard(conn)
+        self.events.emit("leave", self, conn)
         if self.awareness.remove_owner(conn):
             self._schedule_flush()
 
@@ -81,7 +101,7 @@ class Room:
     def handle(self, conn: Connection, message: Message) -> None:
         """Handle one decoded message; ProtocolError means the sender is misbehaving."""
         if isinstance(message, AwarenessMessage):
-            if self.awareness.apply(conn, message.payload):
+            if self.awareness.apply(conn, message.payload, conn.identity):
                 self._schedule_flush()
         elif isinstance(message, SyncMessage):
             self.handle_sync(conn, message)
@@ -91,7 +111,7 @@ class Room:
             task.add_done_callback(self._tasks.discard)
 
     async def _reply_save(self, conn: Connection, request_id: int) -> None:
-        conn.send(custom_reply_frame(await self.handle_save(request_id)))
+        conn.send(custom_reply_frame(await self.handle_save(conn, request_id)))
 
     def handle_sync(self, conn: Connection, message: SyncMessage) -> None:
         """An awareness-only room has no shared document, but JupyterLab's provider still
@@ -101,7 +121,7 @@ class Room:
         if message.kind == SyncType.STEP1:
             conn.send(sync_frame(SyncType.STEP2, EMPTY_UPDATE))
 
-    async def handle_save(self, request_id: int) -> dict:
+    async def handle_save(self, conn: Connection, request_id: int) -> dict:
         return {"type": "save", "responseTo": request_id, "status": "skipped"}
 
     # -- outgoing --------------------------------------------------------------------------
@@ -110,6 +130,11 @@ class Room:
         """Queue a frame for every connection in the next flush."""
         self._outgoing.append(frame)
         self._schedule_flush()
+
+    def restamp(self, conn: Connection) -> None:
+        """The connection's identity or role changed: correct its awareness states."""
+        if self.awareness.restamp(conn, conn.identity):
+            self._schedule_flush()
 
     def _schedule_flush(self) -> None:
         if self._flush_handle is None:

@@ -1,0 +1,115 @@
+"""Who may do what in a room: the permission policy seam, and identity stamping.
+
+A policy answers one question, `access(user, path, handler)`: the user's role on that
+document (owner / editor / viewer / none) and which cells are locked for them. The room
+enforces the answer on the server, for every message. Configure the policy with
+`c.CollabApp.permission_policy_class`; the two built-in ones:
+
+- `AuthorizerPolicy` (default) asks the server's Authorizer: allowed to write `contents`
+  -> editor (owner if listed in `owners`, or when `owners` is empty: a single-user server's
+  user owns it), allowed to read -> viewer, else no access.
+- `RulesPolicy` takes rules from config: users or groups -> role per path glob.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from jupyter_core.utils import ensure_async
+from traitlets import Dict, List, Unicode
+from traitlets.config import LoggingConfigurable
+
+
+class Role(StrEnum):
+    OWNER = "owner"
+    EDITOR = "editor"
+    VIEWER = "viewer"
+    NONE = "none"
+
+    @property
+    def can_edit(self) -> bool:
+        return self in (Role.OWNER, Role.EDITOR)
+
+    @property
+    def can_lock(self) -> bool:
+        """Only owners lock and unlock cells, and edit locked ones."""
+        return self is Role.OWNER
+
+
+@dataclass(frozen=True)
+class Access:
+    role: Role
+    locked_cells: frozenset[str] = field(default_factory=frozenset)  # ids locked by the policy
+
+
+class PermissionPolicy(LoggingConfigurable):
+    """Base class: subclass and override `access`."""
+
+    async def access(self, user: Any, path: str, handler: Any) -> Access:
+        raise NotImplementedError
+
+
+class AuthorizerPolicy(PermissionPolicy):
+    owners = List(
+        Unicode(),
+        config=True,
+        help="Usernames that own every document (may lock cells). Empty: every user allowed "
+        "to write is an owner, as on a single-user server.",
+    )
+
+    async def access(self, user: Any, path: str, handler: Any) -> Access:
+        authorizer = handler.authorizer
+        if await ensure_async(authorizer.is_authorized(handler, user, "write", "contents")):
+            owner = not self.owners or getattr(user, "username", None) in self.owners
+            return Access(Role.OWNER if owner else Role.EDITOR)
+        if await ensure_async(authorizer.is_authorized(handler, user, "read", "contents")):
+            return Access(Role.VIEWER)
+        return Access(Role.NONE)
+
+
+class RulesPolicy(PermissionPolicy):
+    rules = List(
+        Dict(),
+        config=True,
+        help="""Rules, first match wins: {"paths": ["glob", ...], "users": [...], "groups": [...],
+        "role": "owner|editor|viewer|none", "locked_cells": [ids]}. A rule without users and
+        groups matches everyone; without paths, every path.""",
+    )
+    groups = Dict(
+        config=True,
+        help='Group name -> usernames, e.g. {"teachers": ["alice"]}.',
+    )
+    default_role = Unicode("none", config=True, help="Role when no rule matches.")
+
+    def _in_groups(self, username: str, groups: list[str]) -> bool:
+        return any(username in self.groups.get(group, []) for group in groups)
+
+    async def access(self, user: Any, path: str, handler: Any) -> Access:
+        username = getattr(user, "username", "")
+        for rule in self.rules:
+            paths = rule.get("paths") or ["*"]
+            users, groups = rule.get("users"), rule.get("groups")
+            if not any(fnmatch.fnmatch(path, pattern) for pattern in paths):
+                continue
+            if (users or groups) and not (
+                username in (users or []) or self._in_groups(username, groups or [])
+            ):
+                continue
+            return Access(Role(rule.get("role", "viewer")), frozenset(rule.get("locked_cells", [])))
+        return Access(Role(self.default_role))
+
+
+def identity(user: Any, role: Role) -> dict[str, Any]:
+    """The awareness `user` field the server stamps on a connection's states."""
+    return {
+        "username": user.username,
+        "name": user.name,
+        "display_name": user.display_name,
+        "initials": user.initials,
+        "color": user.color,
+        "avatar_url": user.avatar_url,
+        "role": role.value,
+    }
