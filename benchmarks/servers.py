@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,7 +23,11 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-TOKEN = "bench-token"
+TOKEN = "bench-token"  # user "bench"; "bench-token-<n>" is user n (see identity.py)
+
+
+def user_token(n: int) -> str:
+    return f"{TOKEN}-{n}"
 REFERENCE_SPEC = "jupyter-collaboration==5.0.4"
 HERE = Path(__file__).resolve().parent
 REFERENCE_VENV = HERE / ".venv-reference"
@@ -151,7 +156,13 @@ class Server:
             extensions["jupyter_collab"] = True
         else:
             extensions["jupyter_server_ydoc"] = True
-        config = {"ServerApp": {"jpserver_extensions": extensions}}
+        config = {
+            "ServerApp": {
+                "jpserver_extensions": extensions,
+                "identity_provider_class": "bench_identity.BenchUsers",
+            }
+        }
+        shutil.copyfile(HERE / "identity.py", self.base / "bench_identity.py")
         config_file = self.base / "jupyter_server_config.json"
         config_file.write_text(json.dumps(config))
         env = {
@@ -166,6 +177,7 @@ class Server:
                 "JUPYTER_CONFIG_DIR": str(self.base / "config"),
                 "JUPYTER_PLATFORM_DIRS": "0",
                 "PYTHONUNBUFFERED": "1",
+                "PYTHONPATH": str(self.base),  # for bench_identity only
             }
         )
         args = [
@@ -179,7 +191,6 @@ class Server:
             "--ServerApp.open_browser=False",
             "--ServerApp.allow_root=True",
             f"--ServerApp.root_dir={self.root}",
-            f"--IdentityProvider.token={TOKEN}",
         ]
         log = open(self.log_path, "a")  # noqa: SIM115 - lives as long as the process
         log.write(f"\n==== start {time.ctime()}: {' '.join(args)}\n")

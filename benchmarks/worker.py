@@ -51,6 +51,7 @@ class Worker:
         async def one(spec: dict) -> None:
             async with gate:
                 name = spec["name"]
+                token = spec.get("token", TOKEN)
                 t0 = time.monotonic()
                 if t0 > give_up:
                     results[name] = {"ok": False, "error": "not tried: time budget used up"}
@@ -58,12 +59,12 @@ class Worker:
                 try:
                     url = spec.get("url")
                     if url is None:
-                        session = await open_session(spec["base_url"], spec["path"], TOKEN, timeout)
+                        session = await open_session(spec["base_url"], spec["path"], token, timeout)
                         url = room_url(spec["base_url"], session)
                     t1 = time.monotonic()
                     client = YClient(
                         url,
-                        TOKEN,
+                        token,
                         client_id=spec.get("client_id"),
                         keep_doc=spec.get("keep_doc", True),
                         on_update=self._on_update,

@@ -60,6 +60,7 @@ async def join(
     file_format: str = "json",
     file_type: str = "notebook",
     user: dict[str, Any] | None = None,
+    token: str = TOKEN,
 ) -> RoomClient:
-    session = await open_session(server.url, path, TOKEN, file_format=file_format, file_type=file_type)
-    return await RoomClient(room_url(server.url, session, TOKEN), user=user).connect()
+    session = await open_session(server.url, path, token, file_format=file_format, file_type=file_type)
+    return await RoomClient(room_url(server.url, session, token), user=user).connect()

@@ -7,18 +7,19 @@ directories (so its history store and file ids survive, like a real restart).
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 TOKEN = "test-token"
+REPO = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -29,10 +30,16 @@ def free_port() -> int:
 
 class ServerProcess:
     def __init__(
-        self, base: Path, *, config: dict[str, Any] | None = None, app: str = "jupyter_server"
+        self,
+        base: Path,
+        *,
+        config: dict[str, Any] | None = None,
+        app: str = "jupyter_server",
+        extra_config: str = "",
     ) -> None:
         self.base = base
         self.app = app  # "jupyter_server", or "jupyterlab" to serve the JupyterLab UI too
+        self.extra_config = extra_config  # Python lines for the config file (other apps)
         self.root = base / "root"
         self.data = base / "data"
         self.root.mkdir(parents=True, exist_ok=True)
@@ -54,14 +61,17 @@ class ServerProcess:
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
         self.port = self.port or free_port()  # a restart keeps its address, like a real one
-        config_file = self.base / "jupyter_server_config.json"
-        config_file.write_text(json.dumps({"CollabApp": self.config}))
+        config_file = self.base / "jupyter_server_config.py"
+        lines = [f"c.CollabApp.{name} = {value!r}" for name, value in self.config.items()]
+        config_file.write_text("\n".join([*lines, self.extra_config]) + "\n")
         env = {
             **os.environ,
             "JUPYTER_DATA_DIR": str(self.data),
             "JUPYTER_RUNTIME_DIR": str(self.base / "runtime"),
             "JUPYTER_CONFIG_DIR": str(self.base / "config"),
             "JUPYTER_PLATFORM_DIRS": "0",
+            # The tests' identity provider and policies are importable by the server.
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         }
         args = [
             sys.executable,
@@ -88,6 +98,8 @@ class ServerProcess:
             try:
                 urllib.request.urlopen(f"{self.url}/api/status?token={TOKEN}", timeout=1)
                 return self
+            except urllib.error.HTTPError:
+                return self  # it answers (the token may not be a user of this server)
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError(f"server did not start:\n{self.log()}")
