@@ -17,7 +17,7 @@ from typing import Any
 
 from .notebooks import last_source, write_notebooks
 from .pool import Pool
-from .servers import Server, cpu_share
+from .servers import Server, cpu_share, user_token
 from .stats import MachineCpu, median, summary_ms
 
 MB = 1024 * 1024
@@ -130,7 +130,8 @@ def join(ctx: Context, server: Server) -> list[dict]:
         warm = []
         for rep in range(p["warm"]):
             r = ctx.pool.call(0, "join", base_url=server.url, path=paths[0], cells=cells, last_source=src,
-                              name=f"warm-{cells}-{rep}", keep=False, timeout=min(120.0, ctx.time_left()))
+                              name=f"warm-{cells}-{rep}", keep=False, timeout=min(120.0, ctx.time_left()),
+                              token=user_token(rep + 1))
             (warm if r["ok"] else errors).append(r)
         ctx.pool.call(0, "close", names=[f"cold-{cells}-0"])
         metrics = {
@@ -171,7 +172,7 @@ def fanout(ctx: Context, server: Server) -> list[dict]:
         url = ctx.pool.call(0, "session", base_url=server.url, path=path)
         ids = _client_ids(n_clients, rng)
         specs = [
-            {"name": f"c{i}", "url": url, "client_id": ids[i], "awareness": _user_state(i)}
+            {"name": f"c{i}", "url": url, "client_id": ids[i], "awareness": _user_state(i), "token": user_token(i)}
             for i in range(n_clients)
         ]
         results = _connect_all(ctx, specs, concurrency=8, timeout=60)
@@ -260,7 +261,7 @@ def presence(ctx: Context, server: Server) -> list[dict]:
         url = ctx.pool.call(0, "session", base_url=server.url, path=path)
         ids = _client_ids(n_clients, rng)
         specs = [
-            {"name": f"c{i}", "url": url, "client_id": ids[i], "keep_doc": True, "awareness": _user_state(i)}
+            {"name": f"c{i}", "url": url, "client_id": ids[i], "awareness": _user_state(i), "token": user_token(i)}
             for i in range(n_clients)
         ]
         results = _connect_all(ctx, specs, concurrency=8, timeout=60)
@@ -368,11 +369,11 @@ def rooms(ctx: Context, server: Server) -> list[dict]:
         # time to open: a sample opened one at a time; the rest opened concurrently
         sample = new[: p["sample_open"]]
         rest = new[p["sample_open"]:]
-        specs = [{"name": f"room-{opened + i}", "base_url": server.url, "path": path, "keep_doc": False}
-                 for i, path in enumerate(sample)]
+        specs = [{"name": f"room-{opened + i}", "base_url": server.url, "path": path, "keep_doc": False,
+                  "token": user_token(opened + i)} for i, path in enumerate(sample)]
         sampled = ctx.pool.call(0, "connect", specs=specs, concurrency=1, timeout=60.0, budget=budget)
         specs = [{"name": f"room-{opened + len(sample) + i}", "base_url": server.url, "path": path,
-                  "keep_doc": False} for i, path in enumerate(rest)]
+                  "keep_doc": False, "token": user_token(opened + len(sample) + i)} for i, path in enumerate(rest)]
         bulk = _connect_all(ctx, specs, concurrency=p["concurrency"], timeout=60.0, budget=budget) if specs else {}
         open_s = time.monotonic() - t0
         results = {**sampled, **bulk}
@@ -422,7 +423,7 @@ def connections(ctx: Context, server: Server) -> list[dict]:
         if budget < 5:
             ctx.notes.append(f"connections: out of time before {step}")
             break
-        specs = [{"name": f"idle-{i}", "url": url, "keep_doc": False} for i in range(held, step)]
+        specs = [{"name": f"idle-{i}", "url": url, "keep_doc": False, "token": user_token(i)} for i in range(held, step)]
         t0 = time.monotonic()
         results = _connect_all(ctx, specs, concurrency=p["concurrency"], timeout=60.0,
                                budget=min(budget, p["step_timeout"]))

@@ -367,11 +367,12 @@ class Worker:
     # -- join --------------------------------------------------------------------------------
 
     async def join(self, base_url: str, path: str, cells: int, last_source: str, name: str,
-                   keep: bool, timeout: float = 120.0) -> dict[str, Any]:
+                   keep: bool, timeout: float = 120.0, token: str = TOKEN) -> dict[str, Any]:
         """Session request + socket + sync until the document is complete (all cells, the
         last one's source intact). `keep` leaves the client connected."""
         result = (await self.connect(
-            [{"name": name, "base_url": base_url, "path": path, "expect_cells": cells, "last_source": last_source}],
+            [{"name": name, "base_url": base_url, "path": path, "expect_cells": cells, "last_source": last_source,
+              "token": token}],
             timeout=timeout,
         ))[name]
         if not keep:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from jupyter_server.auth.authorizer import Authorizer
 from jupyter_server.auth.identity import IdentityProvider, User
 from traitlets import Unicode
 
@@ -61,3 +62,12 @@ class RolesFilePolicy(PermissionPolicy):
         data = json.loads(Path(self.roles_file).read_text())
         role = Role(data.get(user.username, "none"))
         return Access(role, frozenset(data.get("locked", {}).get(user.username, [])))
+
+
+class CarolReadsOnly(Authorizer):
+    """The server's own authorization: carol may only read, dave nothing."""
+
+    def is_authorized(self, handler: Any, user: User, action: str, resource: str) -> bool:
+        if user.username == "dave":
+            return False
+        return user.username != "carol" or action == "read"

@@ -45,15 +45,18 @@ class Team:
         return [json.loads(line) for line in self.events_file.read_text().splitlines() if line.strip()]
 
 
-def team_server(base: Path, config: dict[str, Any] | None = None) -> Team:
+def team_server(base: Path, config: dict[str, Any] | None = None, policy: list[str] | None = None) -> Team:
     (base / "roles.json").parent.mkdir(parents=True, exist_ok=True)
     (base / "roles.json").write_text(json.dumps(ROLES))
+    policy = policy or [
+        'c.CollabApp.permission_policy_class = "tests.identity.RolesFilePolicy"',
+        f"c.RolesFilePolicy.roles_file = {str(base / 'roles.json')!r}",
+    ]
     extra = "\n".join(
         [
             'c.ServerApp.identity_provider_class = "tests.identity.TokenPerUser"',
             'c.IdentityProvider.token = "unused-admin-token"',
-            'c.CollabApp.permission_policy_class = "tests.identity.RolesFilePolicy"',
-            f"c.RolesFilePolicy.roles_file = {str(base / 'roles.json')!r}",
+            *policy,
             "import logging",
             f"c.EventLogger.handlers = [logging.FileHandler({str(base / 'events.log')!r})]",
         ]
@@ -73,8 +76,8 @@ def team(tmp_path):
 def make_team(tmp_path):
     teams: list[Team] = []
 
-    def make(config: dict[str, Any]) -> Team:
-        team = team_server(tmp_path / f"team{len(teams)}", config)
+    def make(config: dict[str, Any] | None = None, policy: list[str] | None = None) -> Team:
+        team = team_server(tmp_path / f"team{len(teams)}", config, policy)
         teams.append(team)
         return team
 
@@ -172,6 +175,45 @@ async def test_no_access_is_refused(team):
     with pytest.raises(Exception):  # noqa: B017 - closed before syncing, code below
         await dave.connect(timeout=3)
     assert dave.close_code == 4403
+
+
+async def test_default_policy_asks_the_servers_authorizer(make_team):
+    team = make_team(policy=['c.ServerApp.authorizer_class = "tests.identity.CarolReadsOnly"'])
+    path = write_notebook(team.server.root, sources=["x"])
+    alice = await team.join("alice", path)
+    carol = await team.join("carol", path)  # the reference answers her 403: she could not watch
+    assert (alice.role, carol.role) == ("owner", "viewer")
+    carol.notebook().ycells[0]["source"].insert(0, "no")
+    code, _ = await carol.wait_closed()
+    assert code == 1003 and sources(alice) == ["x"]
+    with pytest.raises(HTTPClientError) as error:
+        await open_session(team.server.url, path, "dave-token")
+    assert error.value.code == 403
+    await alice.close()
+
+
+async def test_rules_policy_from_config(make_team):
+    rules = [
+        {"paths": ["private/*"], "users": ["alice"], "role": "owner"},
+        {"paths": ["private/*"], "role": "none"},
+        {"groups": ["staff"], "role": "editor"},
+        {"role": "viewer"},
+    ]
+    team = make_team(
+        policy=[
+            'c.CollabApp.permission_policy_class = "jupyter_collab.permissions.RulesPolicy"',
+            f"c.RulesPolicy.rules = {rules!r}",
+            'c.RulesPolicy.groups = {"staff": ["bob"]}',
+        ]
+    )
+    (team.server.root / "private").mkdir()
+    shared = write_notebook(team.server.root, sources=["x"])
+    private = "private/" + write_notebook(team.server.root / "private", sources=["secret"])
+    assert (await team.join("bob", shared)).role == "editor"
+    assert (await team.join("carol", shared)).role == "viewer"
+    assert (await team.join("alice", private)).role == "owner"
+    with pytest.raises(HTTPClientError):
+        await open_session(team.server.url, private, "bob-token")
 
 
 # -- locked cells ----------------------------------------------------------------------------
