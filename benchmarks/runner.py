@@ -45,13 +45,15 @@ FULL: dict[str, dict[str, Any]] = {
 }
 
 QUICK: dict[str, dict[str, Any]] = {
-    "join": {"sizes": [10, 200], "cold": 1, "warm": 1, "budget": 20},
-    "fanout": {"cases": [(2, 1), (10, 10)], "rate": 10, "duration": 1.0, "drain": 1.0, "cells": 12, "budget": 20},
-    "presence": {"clients": [10], "rate": 20, "duration": 1.0, "drain": 1.0, "cells": 5, "budget": 15},
-    "rooms": {"steps": [10], "cells": 50, "idle": 0.5, "settle": 0.5, "sample_open": 5, "concurrency": 4,
-              "budget": 20},
-    "connections": {"steps": [50], "cells": 10, "idle": 0.5, "settle": 0.5, "concurrency": 16,
-                    "step_timeout": 15.0, "budget": 20},
+    "join": {"sizes": [50], "cold": 1, "warm": 1, "settle": 0.2, "budget": 15},
+    "fanout": {"cases": [(10, 10)], "rate": 10, "duration": 1.0, "drain": 1.0, "cells": 12, "settle": 0.2,
+               "lead": 0.2, "budget": 15},
+    "presence": {"clients": [10], "rate": 20, "duration": 1.0, "drain": 1.0, "cells": 5, "settle": 0.2,
+                 "lead": 0.2, "budget": 15},
+    "rooms": {"steps": [10], "cells": 50, "idle": 0.5, "settle": 0.3, "sample_open": 5, "concurrency": 4,
+              "budget": 15},
+    "connections": {"steps": [50], "cells": 10, "idle": 0.5, "settle": 0.3, "concurrency": 16,
+                    "step_timeout": 10.0, "budget": 15},
 }
 
 # What the table shows per scenario: (metric key, label, unit, higher is better)
@@ -207,21 +209,23 @@ def main(argv: list[str] | None = None) -> int:
     if json_file:
         json_file.write(json.dumps(header) + "\n")
         json_file.flush()
+    shared: dict[str, Server] = {}
+    if args.quick:
+        # one server per implementation for the whole smoke run, started alongside the workers
+        shared = {impl: Server(impl, workdir / impl, pythons[impl]).launch() for impl in impls}
     pool = Pool(args.workers)
     lines: list[dict] = []
     machine = MachineCpu()
-    shared: dict[str, Server] = {}
     try:
+        for server in shared.values():
+            server.wait_ready()
         for name in only:
             per_impl: dict[str, list[dict]] = {}
             scenario_notes: list[str] = []
             for impl in impls:
                 log(f"{name}: {impl}")
                 if args.quick:
-                    # one server per implementation for the whole smoke run
-                    server = shared.get(impl)
-                    if server is None:
-                        server = shared[impl] = Server(impl, workdir / impl, pythons[impl]).start()
+                    server = shared[impl]
                 else:
                     server = Server(impl, workdir / f"{name}-{impl}", pythons[impl]).start()
                 ctx = scenarios.Context(pool, params[name], log, deadline=time.monotonic() + params[name]["budget"])

@@ -63,6 +63,7 @@ def _cursor_template(i: int, client_id: int) -> str:
 
 
 def _client_ids(n: int, rng: random.Random) -> list[int]:
+    """Fresh Yjs client ids: a reused id would collide with history the server kept."""
     ids: set[int] = set()
     while len(ids) < n:
         ids.add(rng.randrange(1, 2**31))
@@ -117,7 +118,7 @@ def join(ctx: Context, server: Server) -> list[dict]:
             break
         paths = write_notebooks(server.root, cells, p["cold"], f"join-{server.impl}")
         src = last_source(cells)
-        _settle(0.5)
+        _settle(p.get("settle", 1.0) / 2)
         before = server.sample()
         cold = []
         errors = []
@@ -125,7 +126,7 @@ def join(ctx: Context, server: Server) -> list[dict]:
             r = ctx.pool.call(0, "join", base_url=server.url, path=path, cells=cells, last_source=src,
                               name=f"cold-{cells}-{rep}", keep=rep == 0, timeout=min(120.0, ctx.time_left()))
             (cold if r["ok"] else errors).append(r)
-        _settle(1.0)
+        _settle(p.get("settle", 1.0))
         after = server.sample()
         warm = []
         for rep in range(p["warm"]):
@@ -160,7 +161,7 @@ def _ms(seconds: float | None) -> float | None:
 
 def fanout(ctx: Context, server: Server) -> list[dict]:
     p = ctx.params
-    rng = random.Random(42)
+    rng = random.SystemRandom()
     cases = []
     for n_clients, n_writers in p["cases"]:
         need = p["duration"] + p["drain"] + 10
@@ -179,14 +180,14 @@ def fanout(ctx: Context, server: Server) -> list[dict]:
         failed = _failures(results)
         if failed:
             ctx.notes.append(f"fanout {n_clients}/{n_writers}: {len(failed)} clients failed to connect: {failed[0]}")
-        _settle(1.0)
+        _settle(p.get("settle", 1.0))
         period = 1.0 / p["rate"]
         # client i lives on worker i % size; writers are clients 0..W-1, staggered over a period
         writers_per_worker: list[dict[str, dict]] = [{} for _ in range(ctx.pool.size)]
         for w in range(n_writers):
             writers_per_worker[w % ctx.pool.size][f"c{w}"] = {"cell": w + 1, "offset": w * period / n_writers}
         tracked = ids[:n_writers]
-        start_at = time.monotonic() + 0.5
+        start_at = time.monotonic() + p.get("lead", 0.5)
         for i in range(ctx.pool.size):
             ctx.pool.send(i, "fanout_run", start_at=start_at, duration=p["duration"], rate=p["rate"],
                           writers=writers_per_worker[i], tracked=tracked)
@@ -234,7 +235,7 @@ def fanout(ctx: Context, server: Server) -> list[dict]:
         ctx.log(f"  fanout {n_clients:>3} clients {n_writers:>2} writers: p50 {metrics['p50']} p99 {metrics['p99']} ms,"
                 f" delivered {metrics['delivered']}, server CPU {server_cpu:.0%}, generator CPU {gen_cpu:.0%}")
         cases.append({"case": {"clients": n_clients, "writers": n_writers}, "metrics": metrics})
-        _settle(1.0)
+        _settle(p.get("settle", 1.0))
     return cases
 
 
@@ -251,7 +252,7 @@ def _closed(counts: list[dict]) -> dict[str, int]:
 
 def presence(ctx: Context, server: Server) -> list[dict]:
     p = ctx.params
-    rng = random.Random(7)
+    rng = random.SystemRandom()
     cases = []
     for n_clients in p["clients"]:
         if ctx.time_left() < p["duration"] + p["drain"] + 10:
@@ -268,14 +269,14 @@ def presence(ctx: Context, server: Server) -> list[dict]:
         failed = _failures(results)
         if failed:
             ctx.notes.append(f"presence {n_clients}: {len(failed)} clients failed to connect: {failed[0]}")
-        _settle(1.0)
+        _settle(p.get("settle", 1.0))
         period = 1.0 / p["rate"]
         offsets: list[dict[str, float]] = [{} for _ in range(ctx.pool.size)]
         for i in range(n_clients):
             if f"c{i}" in results and results[f"c{i}"]["ok"]:
                 offsets[i % ctx.pool.size][f"c{i}"] = i * period / n_clients
         templates = {}
-        start_at = time.monotonic() + 0.5
+        start_at = time.monotonic() + p.get("lead", 0.5)
         for i in range(ctx.pool.size):
             # one template per worker is enough: the state's size is what matters
             templates[i] = _cursor_template(i, ids[i % len(ids)])
@@ -338,7 +339,7 @@ def presence(ctx: Context, server: Server) -> list[dict]:
                 f" latest delivered {metrics['delivered']}, every position {metrics['exact_delivered']},"
                 f" server CPU {metrics['server_cpu']:.0%}, generator CPU {metrics['generator_cpu']:.0%}")
         cases.append({"case": {"clients": n_clients}, "metrics": metrics})
-        _settle(1.0)
+        _settle(p.get("settle", 1.0))
     return cases
 
 

@@ -148,6 +148,11 @@ class Server:
         return proc_sample(self.pid)
 
     def start(self, timeout: float = 60.0) -> Server:
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> Server:
+        """Start the process (without waiting for it to listen)."""
+        shutil.rmtree(self.base, ignore_errors=True)  # every run starts from nothing
         for sub in ("root", "data", "runtime", "config"):
             (self.base / sub).mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -203,6 +208,10 @@ class Server:
             cwd=self.base,  # the reference keeps its .jupyter_ystore.db in the working directory
             preexec_fn=_child_setup,
         )
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> Server:
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -14,6 +14,7 @@ from traitlets import Bool, Float, Instance, Int, Type, Unicode, default
 from .audit import AuditTrail
 from .documents import RoomKey, parse_room_id
 from .handlers.permissions import RecheckHandler
+from .handlers.rest import REST_HANDLERS
 from .handlers.room import CLOSE_FORBIDDEN, RoomHandler
 from .handlers.session import SessionHandler
 from .permissions import Access, AuthorizerPolicy, PermissionPolicy, Role, identity
@@ -138,6 +139,12 @@ class CollabApp(ExtensionApp):
         help="Connections one user may hold to one room (tabs, devices); more are refused with 1008.",
     )
 
+    api_presence_seconds = Float(
+        3.0,
+        config=True,
+        help="Seconds a program that edited through the REST API stays visible in presence.",
+    )
+
     @default("history_path")
     def _default_history_path(self) -> str:
         return str(Path(jupyter_data_dir()) / "jupyter_collab" / "history.sqlite")
@@ -186,6 +193,7 @@ class CollabApp(ExtensionApp):
                 (r"/api/collaboration/session/(.*)", SessionHandler),
                 (r"/api/collaboration/room/(.*)", RoomHandler),
                 (r"/api/collaboration/permissions/recheck", RecheckHandler),
+                *REST_HANDLERS,
             ]
         )
 

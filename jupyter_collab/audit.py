@@ -1,4 +1,5 @@
-"""Audit events (jupyter-events): join, leave, refused change, role change, revocation.
+"""Audit events (jupyter-events): join, leave, refused change, role change, revocation,
+and every edit made through the REST API (who, which operation, which cell).
 
 The schema is published in `events/room-activity.yaml`; route the events anywhere
 jupyter-events can (`c.EventLogger.handlers = [...]`).
@@ -22,6 +23,11 @@ class AuditTrail:
             event_logger.register_event_schema(SCHEMA_PATH)
 
     def emit(self, action: str, room: Any, conn: Any, **details: Any) -> None:
+        """An event about a WebSocket connection."""
+        self.record(action, room, conn.identity.get("username") or "", conn.access.role.value, **details)
+
+    def record(self, action: str, room: Any, username: str, role: str, **details: Any) -> None:
+        """An event about anybody (REST callers have no connection)."""
         if self.event_logger is None:
             return
         file = getattr(room, "file", None)
@@ -29,8 +35,8 @@ class AuditTrail:
             "action": action,
             "room": room.room_id,
             "path": file.path if file is not None else None,
-            "username": conn.identity.get("username") or "",
-            "role": conn.access.role.value,
+            "username": username,
+            "role": role,
             **details,
         }
         self.event_logger.emit(schema_id=SCHEMA_ID, data=data)

@@ -64,6 +64,25 @@ class AwarenessTable:
             changed = True
         return changed
 
+    def set_server_state(self, client_id: int, state: dict[str, Any] | None) -> None:
+        """A state the server itself shows (e.g. a REST caller at work); None removes it."""
+        known = self.entries.get(client_id)
+        clock = known.clock + 1 if known else 1
+        entry = AwarenessEntry(client_id, clock, json.dumps(state, separators=(",", ":")))
+        if state is None:
+            self.entries.pop(client_id, None)
+            self.owners.pop(client_id, None)
+        else:
+            self.entries[client_id] = entry
+            self.owners[client_id] = self
+        self._changed[client_id] = entry
+
+    def server_states(self) -> list[dict[str, Any]]:
+        """The states the server itself shows (programs at work)."""
+        return [
+            json.loads(self.entries[cid].state_json) for cid, owner in self.owners.items() if owner is self
+        ]
+
     def restamp(self, owner: Any, identity: dict[str, Any]) -> bool:
         """Re-stamp the states of `owner` (its role changed); returns whether any changed."""
         changed = False

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from typing import Any, Protocol
 
 from ..permissions import Access
@@ -68,6 +69,7 @@ class Room:
         self._outgoing: list[bytes] = []
         self._flush_handle: asyncio.Handle | asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._program_timers: dict[int, asyncio.TimerHandle] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -129,6 +131,23 @@ class Room:
     def broadcast(self, frame: bytes) -> None:
         """Queue a frame for every connection in the next flush."""
         self._outgoing.append(frame)
+        self._schedule_flush()
+
+    def show_program(self, user: dict[str, Any], activity: dict[str, Any], seconds: float) -> None:
+        """Show a program (a REST caller) in presence while it works, for `seconds`."""
+        client_id = zlib.crc32(f"api:{user.get('username')}".encode()) | (1 << 32)
+        self.awareness.set_server_state(client_id, {"user": {**user, "program": True}, "activity": activity})
+        self._schedule_flush()
+        previous = self._program_timers.pop(client_id, None)
+        if previous is not None:
+            previous.cancel()
+        self._program_timers[client_id] = asyncio.get_running_loop().call_later(
+            seconds, self._hide_program, client_id
+        )
+
+    def _hide_program(self, client_id: int) -> None:
+        self._program_timers.pop(client_id, None)
+        self.awareness.set_server_state(client_id, None)
         self._schedule_flush()
 
     def restamp(self, conn: Connection) -> None:
