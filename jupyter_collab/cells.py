@@ -15,9 +15,8 @@ import uuid
 from typing import Any
 
 from jupyter_ydoc import YNotebook
-from pycrdt import Array, Map, Text
 
-from .persistence.textmerge import replace_text
+from .persistence.merge import set_cell_field
 
 CELL_TYPES = ("code", "markdown", "raw")
 INSERTABLE_FIELDS = {"id", "cell_type", "source", "metadata", "outputs", "execution_count", "attachments"}
@@ -156,18 +155,7 @@ def patch_cell(ynb: YNotebook, cell_id: str, changes: dict[str, Any], *, expect:
     ycell = ynb.ycells[index]
     with ynb.ydoc.transaction():
         for key, value in changes.items():
-            if key == "source":
-                ytext = ycell.get("source")
-                if isinstance(ytext, Text):
-                    replace_text(ytext, value)
-                else:
-                    ycell["source"] = Text(value)
-            elif key == "metadata":
-                ycell["metadata"] = Map(copy.deepcopy(value))
-            elif key == "outputs":
-                ycell["outputs"] = Array(ynb._create_youtputs(copy.deepcopy(value)))
-            else:
-                ycell[key] = value
+            set_cell_field(ynb, ycell, key, value)
     return _cell_dict(ynb, index)
 
 

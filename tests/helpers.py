@@ -44,3 +44,9 @@ def append_text(client: RoomClient, index: int, text: str) -> None:
     """Append to cell `index`'s source (pycrdt offsets are UTF-8 bytes)."""
     ytext = client.notebook().ycells[index]["source"]
     ytext.insert(len(str(ytext).encode("utf-8")), text)
+
+
+def log_lines(server: Any, *needles: str) -> list[str]:
+    """Server log lines containing every one of `needles` (case-insensitive)."""
+    wanted = [needle.lower() for needle in needles]
+    return [line for line in server.log().splitlines() if all(n in line.lower() for n in wanted)]

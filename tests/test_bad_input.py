@@ -25,37 +25,9 @@ from jupyter_collab.protocol import (
     var_uint,
 )
 
-from .conftest import join, read_notebook, write_notebook
+from .conftest import join, write_notebook
+from .helpers import disk_sources, eventually, log_lines, sources
 from .server import TOKEN, ServerProcess
-
-# -- helpers ---------------------------------------------------------------------------------
-
-
-async def eventually(check, timeout: float = 10.0, interval: float = 0.05):
-    """Wait until `check()` is truthy (returns its value) or fail with the last value."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last: {value!r})")
-        await asyncio.sleep(interval)
-
-
-def sources(client: RoomClient) -> list[str]:
-    return [cell["source"] for cell in client.notebook().get()["cells"]]
-
-
-def disk_sources(server: ServerProcess, path: str) -> list[str]:
-    cells = read_notebook(server.root, path)["cells"]
-    return ["".join(c["source"]) if isinstance(c["source"], list) else c["source"] for c in cells]
-
-
-def log_lines(server: ServerProcess, *needles: str) -> list[str]:
-    """Server log lines containing every one of `needles` (case-insensitive)."""
-    wanted = [needle.lower() for needle in needles]
-    return [line for line in server.log().splitlines() if all(n in line.lower() for n in wanted)]
 
 
 async def assert_logged_once(server: ServerProcess, *needles: str, timeout: float = 10.0) -> None:

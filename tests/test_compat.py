@@ -11,7 +11,6 @@ from jupyter_nbmodel_client import NbModelClient, get_jupyter_notebook_websocket
 from pycrdt import Text
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
-from jupyter_collab.client import RoomClient
 from jupyter_collab.protocol import (
     AwarenessEntry,
     AwarenessMessage,
@@ -25,34 +24,9 @@ from jupyter_collab.protocol import (
     sync_frame,
 )
 
-from .conftest import join, read_notebook, write_notebook
+from .conftest import join, write_notebook
+from .helpers import disk_sources, eventually, log_lines, sources
 from .server import TOKEN, ServerProcess
-
-
-async def eventually(check, timeout: float = 10.0, interval: float = 0.05):
-    """Wait until `check()` is truthy (returns its value) or fail with the last value."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last: {value!r})")
-        await asyncio.sleep(interval)
-
-
-def sources(client: RoomClient) -> list[str]:
-    return [cell["source"] for cell in client.notebook().get()["cells"]]
-
-
-def disk_sources(server: ServerProcess, path: str) -> list[str]:
-    cells = read_notebook(server.root, path)["cells"]
-    return ["".join(c["source"]) if isinstance(c["source"], list) else c["source"] for c in cells]
-
-
-def log_lines(server: ServerProcess, *needles: str) -> list[str]:
-    wanted = [needle.lower() for needle in needles]
-    return [line for line in server.log().splitlines() if all(n in line.lower() for n in wanted)]
 
 
 def byte_offset(text: str, index: int) -> int:

@@ -57,7 +57,9 @@ def _merge_value(base: Any, ours: Any, theirs: Any) -> Any:
     return theirs
 
 
-def _set_field(ynb: YNotebook, ycell: Map, key: str, value: Any) -> None:
+def set_cell_field(ynb: YNotebook, ycell: Map, key: str, value: Any) -> None:
+    """Write one field of a cell, touching as little as possible: text by a minimal edit,
+    outputs in the existing array (JupyterLab keeps observing it)."""
     if key == "source":
         current = ycell.get("source")
         if isinstance(current, Text):
@@ -69,10 +71,10 @@ def _set_field(ynb: YNotebook, ycell: Map, key: str, value: Any) -> None:
     elif key == "outputs":
         youtputs = ycell.get("outputs")
         if not isinstance(youtputs, Array):
-            ycell["outputs"] = Array(ynb._create_youtputs(value))
+            ycell["outputs"] = Array(ynb._create_youtputs(copy.deepcopy(value)))
         else:
             youtputs.clear()
-            youtputs.extend(ynb._create_youtputs(value))
+            youtputs.extend(ynb._create_youtputs(copy.deepcopy(value)))
     else:
         ycell[key] = value
 
@@ -137,7 +139,7 @@ def merge_notebook(
                 if merged is None and key not in _NESTED_FIELDS:
                     del ycell[key]
                 else:
-                    _set_field(ynb, ycell, key, merged)
+                    set_cell_field(ynb, ycell, key, merged)
                 changed = True
 
         # New cells on the incoming side: insert after their nearest incoming predecessor
