@@ -298,8 +298,18 @@ def test_property_no_input_gives_a_500(tmp_path):
         headers = {**auth, **(case.headers or {})}
         response = case.call(base_url=base_url, headers=headers)
         assert response.status_code < 500, (case.method, case.formatted_path, case.body, response.text)
-        if response.status_code >= 400:
-            assert "message" in response.json()
+        # Tornado's HTTP parser answers a bare 400 for header bytes HTTP forbids (before any
+        # handler runs); every answer of ours is JSON with a message.
+        if response.status_code >= 400 and not (response.status_code == 400 and not response.text):
+            detail = (
+                case.method,
+                case.formatted_path,
+                case.headers,
+                response.status_code,
+                response.text[:200],
+            )
+            assert "json" in (response.headers.get("content-type") or [""])[0], detail
+            assert "message" in response.json(), detail
 
     try:
         check()
