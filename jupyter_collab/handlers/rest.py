@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_core.utils import ensure_async
-from jupyter_server.base.handlers import APIHandler, JupyterHandler
+from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
 from .. import cells
@@ -261,7 +261,7 @@ class RoomsHandler(RestHandler):
         self.finish({"rooms": rooms})
 
 
-class OpenAPIHandler(JupyterHandler):
+class OpenAPIHandler(APIHandler):
     """The OpenAPI document of these endpoints (kept in the repository)."""
 
     @web.authenticated
