@@ -118,7 +118,7 @@ class RoomClient:
         doc: Doc | None = None,
         user: dict[str, Any] | None = None,
         ping_interval: float | None = None,
-        send_window: float = 0.0,
+        send_interval: float = 0.0,
         apply_unrelated: bool = True,
     ) -> None:
         self.url = url
@@ -128,7 +128,10 @@ class RoomClient:
         self.apply_unrelated = apply_unrelated
         self.unrelated = False  # the server's history is unrelated to ours (see above)
         self.ping_interval = ping_interval  # WebSocket pings, to notice a dead connection
-        self.send_window = send_window  # local edits within this many seconds go out as one message
+        # Local edits go out at most once per `send_interval` seconds (those made in between
+        # are merged into one message), to stay under the server's message rate limit.
+        self.send_interval = send_interval
+        self._last_send = float("-inf")
         self.doc = doc if doc is not None else Doc()
         self.user = user
         self.ws: WebSocketClientConnection | None = None
@@ -217,13 +220,15 @@ class RoomClient:
         update = event.update
         if update == b"\x00\x00" or self._applying_remote or not self.connected:
             return  # offline edits reach the server through sync step 2 on reconnect
-        # Edits made in one turn of the event loop go out as one message.
+        # Edits made in one turn of the event loop (or within `send_interval`) go out as one message.
         if not self._local_updates:
             self._track(self._send_local_updates())
         self._local_updates.append(update)
 
     async def _send_local_updates(self) -> None:
-        await asyncio.sleep(self.send_window)
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(max(0.0, self._last_send + self.send_interval - loop.time()))
+        self._last_send = loop.time()
         updates, self._local_updates = self._local_updates, []
         if updates:
             merged = updates[0] if len(updates) == 1 else merge_updates(*updates)
@@ -506,7 +511,7 @@ class NotebookClient:
         min_backoff: float = 0.1,
         max_backoff: float = 5.0,
         ping_interval: float | None = 20.0,
-        send_window: float = 0.01,
+        send_interval: float = 0.05,
     ) -> None:
         self.server_url = server_url
         self.path = path
@@ -516,7 +521,7 @@ class NotebookClient:
         self.min_backoff = min_backoff
         self.max_backoff = max_backoff
         self.ping_interval = ping_interval
-        self.send_window = send_window
+        self.send_interval = send_interval
         self.user = {"agent": AGENT, "program": True, "program_name": name, "name": name}
         self.reconnects = 0  # how many times the connection was re-established
         self.reloads = 0  # how many times the client started over from a fresh document
@@ -851,7 +856,7 @@ class NotebookClient:
             "",
             user=self.user,
             ping_interval=self.ping_interval,
-            send_window=self.send_window,
+            send_interval=self.send_interval,
             apply_unrelated=False,
         )
 

@@ -23,6 +23,7 @@ from jupyter_collab.client import (
     NotebookClient,
     ReadOnlyError,
     RoomClient,
+    SyncNotebookClient,
 )
 
 from .conftest import join, write_notebook
@@ -478,4 +479,22 @@ async def test_sync_client_operations_and_changes(server):
     seen = await asyncio.wait_for(done, 10)
     assert [change.changed for change in seen] == [(cell_ids(human)[1],)]
     assert human.notebook().get()["cells"][0]["metadata"] == {"tags": ["bot"]}
+    await human.close()
+
+
+async def test_a_script_editing_in_a_tight_loop_stays_under_the_rate_limit(make_server):
+    server = make_server({"max_document_messages_per_second": 30.0, "message_burst": 40.0})
+    path = write_notebook(server.root, sources=["start"])
+    human = await join(server, path)
+
+    def script() -> tuple[int, int]:
+        with SyncNotebookClient(server.url, path, token=TOKEN, name="loop-bot") as nb:
+            for index in range(300):  # one call at a time, each in its own event-loop turn
+                nb.insert(f"cell {index}")
+            return nb.client.reconnects, nb.client.reloads
+
+    assert await asyncio.to_thread(script) == (0, 0)  # coalesced: never closed with 1008
+    await eventually(lambda: len(sources(human)) == 301)
+    assert sources(human)[1:] == [f"cell {index}" for index in range(300)]
+    assert "too many document messages" not in server.log()
     await human.close()
