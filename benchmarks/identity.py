@@ -23,5 +23,7 @@ class BenchUsers(IdentityProvider):
             return User(username="bench", name="Bench", display_name="Bench", initials="BE")
         if token and token.startswith(PREFIX + "-") and token[len(PREFIX) + 1 :].isdigit():
             n = token[len(PREFIX) + 1 :]
-            return User(username=f"user{n}", name=f"User {n}", display_name=f"User {n}", initials=f"U{n[-2:]}")
+            return User(
+                username=f"user{n}", name=f"User {n}", display_name=f"User {n}", initials=f"U{n[-2:]}"
+            )
         return None

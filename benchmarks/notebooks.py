@@ -18,13 +18,20 @@ def make_notebook(cells: int, seed: int = 0) -> nbformat.NotebookNode:
     for i in range(cells):
         if i % 5 == 0:
             nb.cells.append(
-                nbformat.v4.new_markdown_cell(f"## Section {i // 5}\n\nNotes on step {i}, seed {rng.random():.6f}.")
+                nbformat.v4.new_markdown_cell(
+                    f"## Section {i // 5}\n\nNotes on step {i}, seed {rng.random():.6f}."
+                )
             )
             continue
-        lines = [f"x_{i}_{j} = compute({rng.randint(0, 10**6)}, scale={rng.random():.4f})" for j in range(rng.randint(3, 6))]
+        lines = [
+            f"x_{i}_{j} = compute({rng.randint(0, 10**6)}, scale={rng.random():.4f})"
+            for j in range(rng.randint(3, 6))
+        ]
         cell = nbformat.v4.new_code_cell("\n".join(lines), execution_count=i)
         if i % 2 == 0:
-            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"result {i}: {rng.random():.8f}\n")]
+            cell.outputs = [
+                nbformat.v4.new_output("stream", name="stdout", text=f"result {i}: {rng.random():.8f}\n")
+            ]
         nb.cells.append(cell)
     return nb
 

@@ -1,6 +1,6 @@
 """Plots of a run (PNG, matplotlib): latency against clients, ours and the reference.
 
-    python -m benchmarks.plots results.jsonl docs/
+python -m benchmarks.plots results.jsonl docs/
 """
 
 from __future__ import annotations
@@ -32,8 +32,16 @@ def _series(line: dict, impl: str, x_key: str, y_key: str, where: dict[str, Any]
     return [xs[i] for i in order], [ys[i] for i in order]
 
 
-def _latency_plot(plt: Any, line: dict, title: str, variants: list[tuple[str, dict]], out: Path,
-                  delivered_key: str, goal_ms: float | None = None) -> Path:
+def _latency_plot(
+    plt: Any,
+    ticker: Any,
+    line: dict,
+    title: str,
+    variants: list[tuple[str, dict]],
+    out: Path,
+    delivered_key: str,
+    goal_ms: float | None = None,
+) -> Path:
     fig, axes = plt.subplots(1, len(variants), figsize=(6 * len(variants), 4.2), squeeze=False)
     for ax, (subtitle, where) in zip(axes[0], variants, strict=True):
         for impl in ("ours", "reference"):
@@ -47,11 +55,21 @@ def _latency_plot(plt: Any, line: dict, title: str, variants: list[tuple[str, di
                     ys_p99 = dict(zip(*_series(line, impl, "clients", "p99", where), strict=True))
                     y = ys_p99.get(x)
                     if y:
-                        ax.annotate(f"{share:.0%} delivered", (x, y), textcoords="offset points", xytext=(4, 6),
-                                    fontsize=8, color=COLORS[impl])
+                        ax.annotate(
+                            f"{share:.0%} delivered",
+                            (x, y),
+                            textcoords="offset points",
+                            xytext=(4, 6),
+                            fontsize=8,
+                            color=COLORS[impl],
+                        )
         if goal_ms is not None:
-            ax.axhline(goal_ms, color="gray", linewidth=0.8, linestyle=":", label=f"goal: p99 < {goal_ms:g} ms")
+            ax.axhline(
+                goal_ms, color="gray", linewidth=0.8, linestyle=":", label=f"goal: p99 < {goal_ms:g} ms"
+            )
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set_xlabel("clients in the room")
         ax.set_ylabel("latency (ms, log scale)")
         ax.set_title(subtitle, fontsize=10)
@@ -69,6 +87,7 @@ def plot_all(lines: list[dict], outdir: Path) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib import ticker
 
     outdir.mkdir(parents=True, exist_ok=True)
     by_name = {line["scenario"]: line for line in lines}
@@ -78,13 +97,31 @@ def plot_all(lines: list[dict], outdir: Path) -> list[Path]:
         writers = sorted({row["case"]["writers"] for row in line["cases"] if row["case"]["clients"] > 2})
         variants = [(f"{w} writer{'s' if w > 1 else ''} typing at 10 Hz", {"writers": w}) for w in writers]
         if variants:
-            written.append(_latency_plot(plt, line, "Fan-out: update delivery latency (p50 solid, p99 dashed)",
-                                         variants, outdir / "benchmarks-fanout.png", "delivered", goal_ms=30))
+            written.append(
+                _latency_plot(
+                    plt,
+                    ticker,
+                    line,
+                    "Fan-out: update delivery latency (p50 solid, p99 dashed)",
+                    variants,
+                    outdir / "benchmarks-fanout.png",
+                    "delivered",
+                    goal_ms=30,
+                )
+            )
     if "presence" in by_name:
-        written.append(_latency_plot(plt, by_name["presence"],
-                                     "Presence: cursor at 20 Hz, time until every other client sees it",
-                                     [("all clients moving their cursor", {})], outdir / "benchmarks-presence.png",
-                                     "delivered", goal_ms=25))
+        written.append(
+            _latency_plot(
+                plt,
+                ticker,
+                by_name["presence"],
+                "Presence: cursor at 20 Hz, time until every other client sees it",
+                [("all clients moving their cursor", {})],
+                outdir / "benchmarks-presence.png",
+                "delivered",
+                goal_ms=25,
+            )
+        )
     return written
 
 

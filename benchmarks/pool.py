@@ -20,7 +20,9 @@ class Pool:
         self.procs = []
         for index in range(size):
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=worker_main, args=(child, index), daemon=True, name=f"bench-worker-{index}")
+            proc = ctx.Process(
+                target=worker_main, args=(child, index), daemon=True, name=f"bench-worker-{index}"
+            )
             proc.start()
             self.pipes.append(parent)
             self.procs.append(proc)
@@ -45,8 +47,13 @@ class Pool:
         self.send(index, op, **kwargs)
         return self.recv(index, reply_timeout)
 
-    def each(self, op: str, per_worker: list[dict[str, Any]] | None = None, reply_timeout: float = 600.0,
-             **kwargs: Any) -> list[Any]:
+    def each(
+        self,
+        op: str,
+        per_worker: list[dict[str, Any]] | None = None,
+        reply_timeout: float = 600.0,
+        **kwargs: Any,
+    ) -> list[Any]:
         """Send `op` to every worker (with per-worker extra arguments), then collect replies."""
         for i in range(self.size):
             extra = per_worker[i] if per_worker is not None else {}

@@ -1,6 +1,6 @@
 """Markdown tables of a run, for docs/benchmarks.md.
 
-    python -m benchmarks.report results.jsonl > tables.md
+python -m benchmarks.report results.jsonl > tables.md
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ def markdown(lines: list[dict]) -> str:
     meta = next((line for line in lines if line.get("scenario") == "meta"), None)
     if meta:
         m = meta["machine"]
-        out.append(f"Run of {meta['started']} ({meta['mode']} mode, {meta['workers']} load-generator processes): "
-                   f"{m['nproc']} cores ({m['cpu_model']}), {m['memory_gb']} GB, Python {m['python']}, "
-                   f"Linux {m['kernel']}, load average {m['loadavg'][0]:.2f} at start.")
+        out.append(
+            f"Run of {meta['started']} ({meta['mode']} mode, {meta['workers']} load-generator processes): "
+            f"{m['nproc']} cores ({m['cpu_model']}), {m['memory_gb']} GB, Python {m['python']}, "
+            f"Linux {m['kernel']}, load average {m['loadavg'][0]:.2f} at start."
+        )
         for impl, versions in meta["versions"].items():
             out.append(f"- {impl}: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
         out.append("")

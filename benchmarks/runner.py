@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -18,7 +19,6 @@ from typing import Any
 from . import scenarios
 from .pool import Pool
 from .servers import (
-    REFERENCE_SPEC,
     REFERENCE_VENV,
     Server,
     build_reference,
@@ -35,42 +35,137 @@ FULL: dict[str, dict[str, Any]] = {
     "join": {"sizes": [10, 200, 2000], "cold": 3, "warm": 5, "budget": 150},
     "fanout": {
         "cases": [(2, 1), (2, 10), (10, 1), (10, 10), (50, 1), (50, 10), (100, 1), (100, 10)],
-        "rate": 10, "duration": 8.0, "drain": 5.0, "cells": 20, "budget": 240,
+        "rate": 10,
+        "duration": 8.0,
+        "drain": 5.0,
+        "cells": 20,
+        "budget": 240,
     },
-    "presence": {"clients": [10, 50, 100], "rate": 20, "duration": 8.0, "drain": 5.0, "cells": 20, "budget": 90},
-    "rooms": {"steps": [10, 100, 500, 2000], "cells": 50, "idle": 8.0, "settle": 3.0, "sample_open": 10,
-              "concurrency": 4, "budget": 240},
-    "connections": {"steps": [100, 1000, 5000, 10000], "cells": 10, "idle": 3.0, "settle": 3.0,
-                    "concurrency": 32, "step_timeout": 90.0, "budget": 200},
+    "presence": {
+        "clients": [10, 50, 100],
+        "rate": 20,
+        "duration": 8.0,
+        "drain": 5.0,
+        "cells": 20,
+        "budget": 120,
+    },
+    "rooms": {
+        "steps": [10, 100, 500, 2000],
+        "cells": 50,
+        "idle": 8.0,
+        "settle": 3.0,
+        "sample_open": 10,
+        "concurrency": 4,
+        "budget": 200,
+    },
+    "connections": {
+        "steps": [100, 1000, 5000, 10000],
+        "cells": 10,
+        "idle": 3.0,
+        "settle": 3.0,
+        "concurrency": 32,
+        "step_timeout": 90.0,
+        "budget": 200,
+    },
 }
 
 QUICK: dict[str, dict[str, Any]] = {
     "join": {"sizes": [50], "cold": 1, "warm": 1, "settle": 0.2, "budget": 15},
-    "fanout": {"cases": [(10, 10)], "rate": 10, "duration": 1.0, "drain": 1.0, "cells": 12, "settle": 0.2,
-               "lead": 0.2, "budget": 15},
-    "presence": {"clients": [10], "rate": 20, "duration": 1.0, "drain": 1.0, "cells": 5, "settle": 0.2,
-                 "lead": 0.2, "budget": 15},
-    "rooms": {"steps": [10], "cells": 50, "idle": 0.5, "settle": 0.3, "sample_open": 5, "concurrency": 4,
-              "budget": 15},
-    "connections": {"steps": [50], "cells": 10, "idle": 0.5, "settle": 0.3, "concurrency": 16,
-                    "step_timeout": 10.0, "budget": 15},
+    "fanout": {
+        "cases": [(10, 10)],
+        "rate": 10,
+        "duration": 1.0,
+        "drain": 1.0,
+        "cells": 12,
+        "settle": 0.2,
+        "lead": 0.2,
+        "budget": 15,
+    },
+    "presence": {
+        "clients": [10],
+        "rate": 20,
+        "duration": 1.0,
+        "drain": 1.0,
+        "cells": 5,
+        "settle": 0.2,
+        "lead": 0.2,
+        "budget": 15,
+    },
+    "rooms": {
+        "steps": [10],
+        "cells": 50,
+        "idle": 0.5,
+        "settle": 0.3,
+        "sample_open": 5,
+        "concurrency": 4,
+        "budget": 15,
+    },
+    "connections": {
+        "steps": [50],
+        "cells": 10,
+        "idle": 0.5,
+        "settle": 0.3,
+        "concurrency": 16,
+        "step_timeout": 10.0,
+        "budget": 15,
+    },
 }
 
 # What the table shows per scenario: (metric key, label, unit, higher is better)
 COLUMNS = {
-    "join": [("cold_ms", "cold join", "ms", False), ("warm_ms", "warm join", "ms", False),
-             ("room_mb", "memory per room", "MB", False), ("rss_mb", "server RSS", "MB", False)],
-    "fanout": [("p50", "p50", "ms", False), ("p95", "p95", "ms", False), ("p99", "p99", "ms", False),
-               ("delivered", "delivered", "", True), ("server_cpu", "server CPU", "core", False),
-               ("generator_cpu", "generator CPU", "core", False)],
-    "presence": [("p50", "all-seen p50", "ms", False), ("p99", "all-seen p99", "ms", False),
-                 ("delivered", "latest delivered", "", True), ("exact_delivered", "every position", "", True),
-                 ("server_cpu", "server CPU", "core", False), ("generator_cpu", "generator CPU", "core", False)],
-    "rooms": [("room_kb", "memory per room", "KB", False), ("idle_cpu", "idle CPU", "core", False),
-              ("open_ms", "time to open", "ms", False), ("rooms_open", "rooms open", "", True)],
-    "connections": [("conn_kb", "memory per connection", "KB", False), ("connections", "held", "", True),
-                    ("connects_per_s", "connects/s", "", True)],
+    "join": [
+        ("cold_ms", "cold join", "ms", False),
+        ("warm_ms", "warm join", "ms", False),
+        ("room_mb", "memory per room", "MB", False),
+        ("rss_mb", "server RSS", "MB", False),
+    ],
+    "fanout": [
+        ("p50", "p50", "ms", False),
+        ("p95", "p95", "ms", False),
+        ("p99", "p99", "ms", False),
+        ("delivered", "delivered", "", True),
+        ("server_cpu", "server CPU", "core", False),
+        ("generator_cpu", "generator CPU", "core", False),
+    ],
+    "presence": [
+        ("p50", "all-seen p50", "ms", False),
+        ("p99", "all-seen p99", "ms", False),
+        ("delivered", "latest delivered", "", True),
+        ("exact_delivered", "every position", "", True),
+        ("server_cpu", "server CPU", "core", False),
+        ("generator_cpu", "generator CPU", "core", False),
+    ],
+    "rooms": [
+        ("room_kb", "memory per room", "KB", False),
+        ("idle_cpu", "idle CPU", "core", False),
+        ("open_ms", "time to open", "ms", False),
+        ("rooms_open", "rooms open", "", True),
+    ],
+    "connections": [
+        ("conn_kb", "memory per connection", "KB", False),
+        ("connections", "held", "", True),
+        ("connects_per_s", "connects/s", "", True),
+    ],
 }
+
+
+def checkout_info() -> dict[str, Any]:
+    """The commit measured (read-only git queries) and whether the tree had local changes."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "jupyter_collab"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {"commit": commit, "package_modified": bool(dirty)}
 
 
 def machine_info() -> dict[str, Any]:
@@ -116,8 +211,11 @@ def combine(name: str, results: dict[str, list[dict]]) -> list[dict]:
     out = []
     for row in rows.values():
         if "ours" in row and "reference" in row:
-            row["ratio"] = {k: ratio(v, row["reference"].get(k)) for k, v in row["ours"].items()
-                            if ratio(v, row["reference"].get(k)) is not None}
+            row["ratio"] = {
+                k: ratio(v, row["reference"].get(k))
+                for k, v in row["ours"].items()
+                if ratio(v, row["reference"].get(k)) is not None
+            }
         out.append(row)
     return out
 
@@ -144,12 +242,22 @@ def table(lines: list[dict]) -> str:
                 theirs = row.get("reference", {}).get(key)
                 r = ratio(ours, theirs)
                 label_u = f"{label} ({unit})" if unit and unit != "core" else label
-                rows.append((name, case_label(row["case"]), label_u, fmt(ours, unit), fmt(theirs, unit),
-                             "-" if r is None else f"{r:.2f}"))
+                rows.append(
+                    (
+                        name,
+                        case_label(row["case"]),
+                        label_u,
+                        fmt(ours, unit),
+                        fmt(theirs, unit),
+                        "-" if r is None else f"{r:.2f}",
+                    )
+                )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     out = []
     for i, r in enumerate(rows):
-        out.append("  ".join(cell.ljust(widths[j]) if j < 3 else cell.rjust(widths[j]) for j, cell in enumerate(r)))
+        out.append(
+            "  ".join(cell.ljust(widths[j]) if j < 3 else cell.rjust(widths[j]) for j, cell in enumerate(r))
+        )
         if i == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out)
@@ -159,12 +267,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="CI smoke run: tiny sizes, seconds per scenario")
     parser.add_argument("--only", default="", help=f"comma-separated scenarios ({', '.join(ORDER)})")
-    parser.add_argument("--json", metavar="FILE", help="also write the JSON lines (and a header line) to FILE")
+    parser.add_argument(
+        "--json", metavar="FILE", help="also write the JSON lines (and a header line) to FILE"
+    )
     parser.add_argument("--workers", type=int, default=3, help="load generator processes (default 3)")
-    parser.add_argument("--impl", choices=["both", "ours", "reference"], default="both",
-                        help="which implementations to run (default both)")
-    parser.add_argument("--no-build", action="store_true",
-                        help="do not build the reference virtualenv; skip the reference if it is missing")
+    parser.add_argument(
+        "--impl",
+        choices=["both", "ours", "reference"],
+        default="both",
+        help="which implementations to run (default both)",
+    )
+    parser.add_argument(
+        "--no-build",
+        action="store_true",
+        help="do not build the reference virtualenv; skip the reference if it is missing",
+    )
     parser.add_argument("--workdir", help="where servers keep their files (default: a temporary directory)")
     parser.add_argument("--plots", metavar="DIR", help="write latency plots (PNG, needs matplotlib) to DIR")
     args = parser.parse_args(argv)
@@ -188,14 +305,28 @@ def main(argv: list[str] | None = None) -> int:
         else:
             build_reference(log)
     pythons = {"ours": sys.executable, "reference": str(reference_python())}
-    versions = {impl: package_versions(pythons[impl], ["jupyter-collab", "jupyter-collaboration", "jupyter-server-ydoc",
-                                                         "pycrdt", "pycrdt-websocket", "jupyter-server", "tornado",
-                                                         "jupyter-ydoc"]) for impl in impls}
+    versions = {
+        impl: package_versions(
+            pythons[impl],
+            [
+                "jupyter-collab",
+                "jupyter-collaboration",
+                "jupyter-server-ydoc",
+                "pycrdt",
+                "pycrdt-websocket",
+                "jupyter-server",
+                "tornado",
+                "jupyter-ydoc",
+            ],
+        )
+        for impl in impls
+    }
     header = {
         "scenario": "meta",
         "mode": "quick" if args.quick else "full",
         "machine": machine_info(),
         "versions": versions,
+        "checkout": checkout_info(),
         "workers": args.workers,
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
@@ -228,7 +359,9 @@ def main(argv: list[str] | None = None) -> int:
                     server = shared[impl]
                 else:
                     server = Server(impl, workdir / f"{name}-{impl}", pythons[impl]).start()
-                ctx = scenarios.Context(pool, params[name], log, deadline=time.monotonic() + params[name]["budget"])
+                ctx = scenarios.Context(
+                    pool, params[name], log, deadline=time.monotonic() + params[name]["budget"]
+                )
                 try:
                     per_impl[impl] = scenarios.SCENARIOS[name](ctx, server)
                 except Exception as exc:  # noqa: BLE001 - report and go on with the next one
@@ -243,8 +376,12 @@ def main(argv: list[str] | None = None) -> int:
                     if not args.quick:
                         server.stop()
                 scenario_notes += [f"{impl}: {n}" for n in ctx.notes]
-            line = {"scenario": name, "cases": combine(name, per_impl), "notes": scenario_notes,
-                    "params": {k: v for k, v in params[name].items()}}
+            line = {
+                "scenario": name,
+                "cases": combine(name, per_impl),
+                "notes": scenario_notes,
+                "params": {k: v for k, v in params[name].items()},
+            }
             lines.append(line)
             print(json.dumps(line), flush=True)
             if json_file:
@@ -267,8 +404,11 @@ def main(argv: list[str] | None = None) -> int:
         for n in all_notes:
             print(f"  - {n}")
     elapsed = time.monotonic() - started
-    print(f"\n{len(lines)} scenarios in {elapsed:.0f} s; machine busy {machine.cores_used():.2f} cores on average "
-          f"(of {header['machine']['nproc']}); load average at start {header['machine']['loadavg'][0]:.2f}")
+    print(
+        f"\n{len(lines)} scenarios in {elapsed:.0f} s; "
+        f"machine busy {machine.cores_used():.2f} cores on average "
+        f"(of {header['machine']['nproc']}); load average at start {header['machine']['loadavg'][0]:.2f}"
+    )
     if args.plots:
         from .plots import plot_all
 

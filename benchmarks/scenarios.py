@@ -52,8 +52,12 @@ def _user_state(i: int) -> str:
 
 def _cursor_template(i: int, client_id: int) -> str:
     """A JupyterLab-like awareness state with a cursor (relative positions); @POS@ moves."""
-    pos = {"type": {"client": client_id, "clock": 7}, "tname": None,
-           "item": {"client": client_id, "clock": 999999}, "assoc": 0}
+    pos = {
+        "type": {"client": client_id, "clock": 7},
+        "tname": None,
+        "item": {"client": client_id, "clock": 999999},
+        "assoc": 0,
+    }
     state = {
         "user": _user(i),
         "current": "notebook:bench.ipynb",
@@ -74,14 +78,21 @@ def _split(items: list[Any], parts: int) -> list[list[Any]]:
     return [items[i::parts] for i in range(parts)]
 
 
-def _connect_all(ctx: Context, specs: list[dict], concurrency: int, timeout: float,
-                 budget: float | None = None) -> dict[str, Any]:
+def _connect_all(
+    ctx: Context, specs: list[dict], concurrency: int, timeout: float, budget: float | None = None
+) -> dict[str, Any]:
     """Spread `specs` over the workers (round robin) and connect them; returns results by name.
     `timeout` bounds each client, `budget` (default: `timeout`) the whole operation."""
     budget = timeout if budget is None else budget
     per = _split(specs, ctx.pool.size)
-    replies = ctx.pool.each("connect", [{"specs": s} for s in per], reply_timeout=budget + timeout + 60,
-                            concurrency=concurrency, timeout=timeout, budget=budget)
+    replies = ctx.pool.each(
+        "connect",
+        [{"specs": s} for s in per],
+        reply_timeout=budget + timeout + 60,
+        concurrency=concurrency,
+        timeout=timeout,
+        budget=budget,
+    )
     merged: dict[str, Any] = {}
     for reply in replies:
         merged.update(reply)
@@ -110,8 +121,16 @@ def join(ctx: Context, server: Server) -> list[dict]:
     cases = []
     # Warm up once (first room of a process imports and initializes lazily loaded code).
     warmup = write_notebooks(server.root, 5, 1, "warmup-join")[0]
-    ctx.pool.call(0, "join", base_url=server.url, path=warmup, cells=5, last_source=last_source(5),
-                  name="warmup", keep=False)
+    ctx.pool.call(
+        0,
+        "join",
+        base_url=server.url,
+        path=warmup,
+        cells=5,
+        last_source=last_source(5),
+        name="warmup",
+        keep=False,
+    )
     for cells in p["sizes"]:
         if ctx.time_left() < 10:
             ctx.notes.append(f"join: out of time before {cells} cells")
@@ -123,16 +142,34 @@ def join(ctx: Context, server: Server) -> list[dict]:
         cold = []
         errors = []
         for rep, path in enumerate(paths):
-            r = ctx.pool.call(0, "join", base_url=server.url, path=path, cells=cells, last_source=src,
-                              name=f"cold-{cells}-{rep}", keep=rep == 0, timeout=min(120.0, ctx.time_left()))
+            r = ctx.pool.call(
+                0,
+                "join",
+                base_url=server.url,
+                path=path,
+                cells=cells,
+                last_source=src,
+                name=f"cold-{cells}-{rep}",
+                keep=rep == 0,
+                timeout=min(120.0, ctx.time_left()),
+            )
             (cold if r["ok"] else errors).append(r)
         _settle(p.get("settle", 1.0))
         after = server.sample()
         warm = []
         for rep in range(p["warm"]):
-            r = ctx.pool.call(0, "join", base_url=server.url, path=paths[0], cells=cells, last_source=src,
-                              name=f"warm-{cells}-{rep}", keep=False, timeout=min(120.0, ctx.time_left()),
-                              token=user_token(rep + 1))
+            r = ctx.pool.call(
+                0,
+                "join",
+                base_url=server.url,
+                path=paths[0],
+                cells=cells,
+                last_source=src,
+                name=f"warm-{cells}-{rep}",
+                keep=False,
+                timeout=min(120.0, ctx.time_left()),
+                token=user_token(rep + 1),
+            )
             (warm if r["ok"] else errors).append(r)
         ctx.pool.call(0, "close", names=[f"cold-{cells}-0"])
         metrics = {
@@ -146,8 +183,10 @@ def join(ctx: Context, server: Server) -> list[dict]:
             "room_mb": round((after.rss - before.rss) / MB / max(len(cold), 1), 2),
             "errors": [r["error"] for r in errors][:3],
         }
-        ctx.log(f"  join {cells:>5} cells: cold {metrics['cold_ms']} ms, warm {metrics['warm_ms']} ms, "
-                f"RSS {metrics['rss_mb']} MB (+{metrics['room_mb']} MB/room)")
+        ctx.log(
+            f"  join {cells:>5} cells: cold {metrics['cold_ms']} ms, warm {metrics['warm_ms']} ms, "
+            f"RSS {metrics['rss_mb']} MB (+{metrics['room_mb']} MB/room)"
+        )
         cases.append({"case": {"cells": cells}, "metrics": metrics})
     return cases
 
@@ -173,13 +212,21 @@ def fanout(ctx: Context, server: Server) -> list[dict]:
         url = ctx.pool.call(0, "session", base_url=server.url, path=path)
         ids = _client_ids(n_clients, rng)
         specs = [
-            {"name": f"c{i}", "url": url, "client_id": ids[i], "awareness": _user_state(i), "token": user_token(i)}
+            {
+                "name": f"c{i}",
+                "url": url,
+                "client_id": ids[i],
+                "awareness": _user_state(i),
+                "token": user_token(i),
+            }
             for i in range(n_clients)
         ]
         results = _connect_all(ctx, specs, concurrency=8, timeout=60)
         failed = _failures(results)
         if failed:
-            ctx.notes.append(f"fanout {n_clients}/{n_writers}: {len(failed)} clients failed to connect: {failed[0]}")
+            ctx.notes.append(
+                f"fanout {n_clients}/{n_writers}: {len(failed)} clients failed to connect: {failed[0]}"
+            )
         _settle(p.get("settle", 1.0))
         period = 1.0 / p["rate"]
         # client i lives on worker i % size; writers are clients 0..W-1, staggered over a period
@@ -189,8 +236,15 @@ def fanout(ctx: Context, server: Server) -> list[dict]:
         tracked = ids[:n_writers]
         start_at = time.monotonic() + p.get("lead", 0.5)
         for i in range(ctx.pool.size):
-            ctx.pool.send(i, "fanout_run", start_at=start_at, duration=p["duration"], rate=p["rate"],
-                          writers=writers_per_worker[i], tracked=tracked)
+            ctx.pool.send(
+                i,
+                "fanout_run",
+                start_at=start_at,
+                duration=p["duration"],
+                rate=p["rate"],
+                writers=writers_per_worker[i],
+                tracked=tracked,
+            )
         _sleep_until(start_at)
         s0, g0, m0 = server.sample(), ctx.pool.cpu(), MachineCpu()
         _sleep_until(start_at + p["duration"])
@@ -205,7 +259,7 @@ def fanout(ctx: Context, server: Server) -> list[dict]:
         ctx.pool.each("fanout_drain", finals=finals, timeout=p["drain"])
         drain_s = time.monotonic() - t_drain
         counts = ctx.pool.each("counts")
-        analyses = ctx.pool.each("fanout_analyze", sends_raw=sends)
+        analyses = ctx.pool.each("fanout_analyze", sends_raw=sends, with_times=bool(p.get("timeline")))
         ctx.pool.each("close")
         latencies = array("d")
         expected = delivered = frames = not_integrated = 0
@@ -224,16 +278,31 @@ def fanout(ctx: Context, server: Server) -> list[dict]:
             "server_cpu": round(server_cpu, 3),
             "generator_cpu": round(gen_cpu, 3),
             "machine_cpu": round(machine, 2),
+            "other_cpu": round(max(0.0, machine - server_cpu - gen_cpu), 2),
             "drain_s": round(drain_s, 2),
             "writer_lag_max_ms": round(max(r["lags"]["max"] for r in runs) * 1000, 1),
             "frames_received": frames,
             "connect_failures": len(failed),
             "closed_by_server": _closed(counts),
         }
+        if p.get("timeline"):
+            # when the slow deliveries happened: seconds into the run -> pairs over 30 ms
+            slow: dict[float, int] = {}
+            for a in analyses:
+                for sent, lat in zip(array("d", a["sent_at"]), array("d", a["latencies"]), strict=True):
+                    if lat > 0.03:
+                        key = round(sent - start_at, 1)
+                        slow[key] = slow.get(key, 0) + 1
+            metrics["slow_timeline"] = dict(sorted(slow.items()))
         if not_integrated:
-            ctx.notes.append(f"fanout {n_clients}/{n_writers}: {not_integrated} keystrokes reported but not integrated")
-        ctx.log(f"  fanout {n_clients:>3} clients {n_writers:>2} writers: p50 {metrics['p50']} p99 {metrics['p99']} ms,"
-                f" delivered {metrics['delivered']}, server CPU {server_cpu:.0%}, generator CPU {gen_cpu:.0%}")
+            ctx.notes.append(
+                f"fanout {n_clients}/{n_writers}: {not_integrated} keystrokes reported but not integrated"
+            )
+        ctx.log(
+            f"  fanout {n_clients:>3} clients {n_writers:>2} writers:"
+            f" p50 {metrics['p50']} p99 {metrics['p99']} ms,"
+            f" delivered {metrics['delivered']}, server CPU {server_cpu:.0%}, generator CPU {gen_cpu:.0%}"
+        )
         cases.append({"case": {"clients": n_clients, "writers": n_writers}, "metrics": metrics})
         _settle(p.get("settle", 1.0))
     return cases
@@ -262,7 +331,13 @@ def presence(ctx: Context, server: Server) -> list[dict]:
         url = ctx.pool.call(0, "session", base_url=server.url, path=path)
         ids = _client_ids(n_clients, rng)
         specs = [
-            {"name": f"c{i}", "url": url, "client_id": ids[i], "awareness": _user_state(i), "token": user_token(i)}
+            {
+                "name": f"c{i}",
+                "url": url,
+                "client_id": ids[i],
+                "awareness": _user_state(i),
+                "token": user_token(i),
+            }
             for i in range(n_clients)
         ]
         results = _connect_all(ctx, specs, concurrency=8, timeout=60)
@@ -280,8 +355,15 @@ def presence(ctx: Context, server: Server) -> list[dict]:
         for i in range(ctx.pool.size):
             # one template per worker is enough: the state's size is what matters
             templates[i] = _cursor_template(i, ids[i % len(ids)])
-            ctx.pool.send(i, "presence_run", start_at=start_at, duration=p["duration"], rate=p["rate"],
-                          offsets=offsets[i], state_template=templates[i])
+            ctx.pool.send(
+                i,
+                "presence_run",
+                start_at=start_at,
+                duration=p["duration"],
+                rate=p["rate"],
+                offsets=offsets[i],
+                state_template=templates[i],
+            )
         _sleep_until(start_at)
         s0, g0, m0 = server.sample(), ctx.pool.cpu(), MachineCpu()
         _sleep_until(start_at + p["duration"])
@@ -313,6 +395,8 @@ def presence(ctx: Context, server: Server) -> list[dict]:
             delivered += a["delivered"]
             exact += a["exact"]
             frames += a["frames"]
+        server_cpu = cpu_share(s0, s1)
+        gen_cpu = sum(cpu_share(a, b) for a, b in zip(g0, g1, strict=True))
         all_seen = [v for values in worst.values() for v in values]
         seen_by_all = sum(1 for v in all_seen if math.isfinite(v))
         everyone = summary_ms(all_seen)
@@ -326,18 +410,21 @@ def presence(ctx: Context, server: Server) -> list[dict]:
             "seen_by_all": round(seen_by_all / positions, 4) if positions else None,
             "exact_delivered": round(exact / expected, 4) if expected else None,
             "positions": positions,
-            "server_cpu": round(cpu_share(s0, s1), 3),
-            "generator_cpu": round(sum(cpu_share(a, b) for a, b in zip(g0, g1, strict=True)), 3),
+            "server_cpu": round(server_cpu, 3),
+            "generator_cpu": round(gen_cpu, 3),
             "machine_cpu": round(machine, 2),
+            "other_cpu": round(max(0.0, machine - server_cpu - gen_cpu), 2),
             "drain_s": round(drain_s, 2),
             "sender_lag_max_ms": round(max(r["lags"]["max"] for r in runs) * 1000, 1),
             "frames_received": frames,
             "connect_failures": len(failed),
             "closed_by_server": _closed(counts),
         }
-        ctx.log(f"  presence {n_clients:>3} clients: all-seen p50 {metrics['p50']} p99 {metrics['p99']} ms,"
-                f" latest delivered {metrics['delivered']}, every position {metrics['exact_delivered']},"
-                f" server CPU {metrics['server_cpu']:.0%}, generator CPU {metrics['generator_cpu']:.0%}")
+        ctx.log(
+            f"  presence {n_clients:>3} clients: all-seen p50 {metrics['p50']} p99 {metrics['p99']} ms,"
+            f" latest delivered {metrics['delivered']}, every position {metrics['exact_delivered']},"
+            f" server CPU {metrics['server_cpu']:.0%}, generator CPU {metrics['generator_cpu']:.0%}"
+        )
         cases.append({"case": {"clients": n_clients}, "metrics": metrics})
         _settle(p.get("settle", 1.0))
     return cases
@@ -352,8 +439,9 @@ def rooms(ctx: Context, server: Server) -> list[dict]:
     total = max(p["steps"])
     paths = write_notebooks(server.root, cells, total + 1, "room")
     warm, paths = paths[0], paths[1:]
-    r = ctx.pool.call(0, "connect", specs=[{"name": "room-warmup", "base_url": server.url, "path": warm,
-                                            "keep_doc": False}])
+    r = ctx.pool.call(
+        0, "connect", specs=[{"name": "room-warmup", "base_url": server.url, "path": warm, "keep_doc": False}]
+    )
     if not r["room-warmup"]["ok"]:
         raise RuntimeError(f"rooms: warm-up failed: {r['room-warmup']['error']}")
     _settle(p["settle"])
@@ -369,28 +457,49 @@ def rooms(ctx: Context, server: Server) -> list[dict]:
         t0 = time.monotonic()
         # time to open: a sample opened one at a time; the rest opened concurrently
         sample = new[: p["sample_open"]]
-        rest = new[p["sample_open"]:]
-        specs = [{"name": f"room-{opened + i}", "base_url": server.url, "path": path, "keep_doc": False,
-                  "token": user_token(opened + i)} for i, path in enumerate(sample)]
+        rest = new[p["sample_open"] :]
+        specs = [
+            {
+                "name": f"room-{opened + i}",
+                "base_url": server.url,
+                "path": path,
+                "keep_doc": False,
+                "token": user_token(opened + i),
+            }
+            for i, path in enumerate(sample)
+        ]
         sampled = ctx.pool.call(0, "connect", specs=specs, concurrency=1, timeout=60.0, budget=budget)
-        specs = [{"name": f"room-{opened + len(sample) + i}", "base_url": server.url, "path": path,
-                  "keep_doc": False, "token": user_token(opened + len(sample) + i)} for i, path in enumerate(rest)]
-        bulk = _connect_all(ctx, specs, concurrency=p["concurrency"], timeout=60.0, budget=budget) if specs else {}
+        specs = [
+            {
+                "name": f"room-{opened + len(sample) + i}",
+                "base_url": server.url,
+                "path": path,
+                "keep_doc": False,
+                "token": user_token(opened + len(sample) + i),
+            }
+            for i, path in enumerate(rest)
+        ]
+        bulk = (
+            _connect_all(ctx, specs, concurrency=p["concurrency"], timeout=60.0, budget=budget)
+            if specs
+            else {}
+        )
         open_s = time.monotonic() - t0
         results = {**sampled, **bulk}
         failed = _failures(results)
         opened_ok = sum(1 for r in results.values() if r["ok"])
         opened += len(new)
         _settle(p["settle"])
-        s0 = server.sample()
+        s0, m0 = server.sample(), MachineCpu()
         _settle(p["idle"])
-        s1 = server.sample()
+        s1, other = server.sample(), m0.cores_used()
         n_open = opened - len(failed)
         metrics = {
             "rooms_open": n_open,
             "room_kb": round((s1.rss - base.rss) / 1024 / max(n_open, 1), 1),
             "rss_mb": round(s1.rss / MB, 1),
             "idle_cpu": round(cpu_share(s0, s1), 4),
+            "other_cpu": round(max(0.0, other - cpu_share(s0, s1)), 2),
             "open_ms": _ms(median([r["total"] for r in sampled.values() if r["ok"]])),
             "open_all_s": round(open_s, 2),
             "opened_per_s": round(opened_ok / open_s, 1) if open_s > 0 else None,
@@ -398,8 +507,10 @@ def rooms(ctx: Context, server: Server) -> list[dict]:
         }
         if failed:
             ctx.notes.append(f"rooms {step}: {len(failed)} failed: {failed[0]}")
-        ctx.log(f"  rooms {step:>5}: {metrics['room_kb']} KB/room, idle CPU {metrics['idle_cpu']:.1%},"
-                f" open {metrics['open_ms']} ms ({metrics['opened_per_s']}/s)")
+        ctx.log(
+            f"  rooms {step:>5}: {metrics['room_kb']} KB/room, idle CPU {metrics['idle_cpu']:.1%},"
+            f" open {metrics['open_ms']} ms ({metrics['opened_per_s']}/s)"
+        )
         cases.append({"case": {"rooms": step, "cells": cells}, "metrics": metrics})
     ctx.pool.each("close", grace=1.0)
     return cases
@@ -424,24 +535,29 @@ def connections(ctx: Context, server: Server) -> list[dict]:
         if budget < 5:
             ctx.notes.append(f"connections: out of time before {step}")
             break
-        specs = [{"name": f"idle-{i}", "url": url, "keep_doc": False, "token": user_token(i)} for i in range(held, step)]
+        specs = [
+            {"name": f"idle-{i}", "url": url, "keep_doc": False, "token": user_token(i)}
+            for i in range(held, step)
+        ]
         t0 = time.monotonic()
-        results = _connect_all(ctx, specs, concurrency=p["concurrency"], timeout=60.0,
-                               budget=min(budget, p["step_timeout"]))
+        results = _connect_all(
+            ctx, specs, concurrency=p["concurrency"], timeout=60.0, budget=min(budget, p["step_timeout"])
+        )
         connect_s = time.monotonic() - t0
         failed = _failures(results)
         held = step
         _settle(p["settle"])
         counts = ctx.pool.each("counts")
         live = sum(c["open"] for c in counts) - 1  # minus the warm-up client
-        s0 = server.sample()
+        s0, m0 = server.sample(), MachineCpu()
         _settle(p["idle"])
-        s1 = server.sample()
+        s1, other = server.sample(), m0.cores_used()
         metrics = {
             "connections": live,
             "conn_kb": round((s1.rss - base.rss) / 1024 / max(live, 1), 1),
             "rss_mb": round(s1.rss / MB, 1),
             "idle_cpu": round(cpu_share(s0, s1), 4),
+            "other_cpu": round(max(0.0, other - cpu_share(s0, s1)), 2),
             "connect_s": round(connect_s, 2),
             "connects_per_s": round(len(specs) / connect_s, 1) if connect_s > 0 else None,
             "failures": len(failed),
@@ -449,8 +565,10 @@ def connections(ctx: Context, server: Server) -> list[dict]:
         }
         if failed:
             ctx.notes.append(f"connections {step}: {len(failed)} failed: {failed[0]}")
-        ctx.log(f"  connections {step:>6}: {live} open, {metrics['conn_kb']} KB each, RSS {metrics['rss_mb']} MB,"
-                f" {metrics['connects_per_s']} connects/s")
+        ctx.log(
+            f"  connections {step:>6}: {live} open, {metrics['conn_kb']} KB each, RSS {metrics['rss_mb']} MB,"
+            f" {metrics['connects_per_s']} connects/s"
+        )
         cases.append({"case": {"connections": step}, "metrics": metrics})
         if live < step * 0.9:
             ctx.notes.append(f"connections: stopped at {live} of {step}")

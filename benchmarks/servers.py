@@ -28,6 +28,8 @@ TOKEN = "bench-token"  # user "bench"; "bench-token-<n>" is user n (see identity
 
 def user_token(n: int) -> str:
     return f"{TOKEN}-{n}"
+
+
 REFERENCE_SPEC = "jupyter-collaboration==5.0.4"
 HERE = Path(__file__).resolve().parent
 REFERENCE_VENV = HERE / ".venv-reference"
@@ -125,8 +127,10 @@ def cpu_share(a: ProcSample, b: ProcSample) -> float:
 class Server:
     """A Jupyter server with one collaboration implementation, in a subprocess."""
 
-    def __init__(self, impl: str, base: Path, python: str | Path) -> None:
+    def __init__(self, impl: str, base: Path, python: str | Path, config: dict | None = None) -> None:
+        """`config`: extra Jupyter config (e.g. {"CollabApp": {...}}) for experiments."""
         assert impl in ("ours", "reference")
+        self.extra_config = config or {}
         self.impl = impl
         self.base = base
         self.python = str(python)
@@ -167,6 +171,8 @@ class Server:
                 "identity_provider_class": "bench_identity.BenchUsers",
             }
         }
+        for section, values in self.extra_config.items():
+            config.setdefault(section, {}).update(values)
         shutil.copyfile(HERE / "identity.py", self.base / "bench_identity.py")
         config_file = self.base / "jupyter_server_config.json"
         config_file.write_text(json.dumps(config))
@@ -215,7 +221,9 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.impl} server exited with {self.proc.returncode}; see {self.log_path}")
+                raise RuntimeError(
+                    f"{self.impl} server exited with {self.proc.returncode}; see {self.log_path}"
+                )
             try:
                 urllib.request.urlopen(f"{self.url}/api/status?token={TOKEN}", timeout=1)
                 return self

@@ -17,8 +17,8 @@ from typing import Any
 
 from pycrdt import Array
 
-from .session import open_session, room_url
 from .servers import TOKEN, raise_nofile
+from .session import open_session, room_url
 from .wsclient import YClient, decode_state_vector
 
 INF = math.inf
@@ -39,8 +39,9 @@ class Worker:
 
     # -- connecting ------------------------------------------------------------------------
 
-    async def connect(self, specs: list[dict], concurrency: int = 8, timeout: float = 60.0,
-                      budget: float | None = None) -> dict[str, Any]:
+    async def connect(
+        self, specs: list[dict], concurrency: int = 8, timeout: float = 60.0, budget: float | None = None
+    ) -> dict[str, Any]:
         """Connect clients; each spec has `name` and either `url` (a room) or `base_url` and
         `path` (open the session first, as JupyterLab does). Returns per-client timings.
         `timeout` bounds each client; `budget` the whole call (later clients are not tried)."""
@@ -72,7 +73,8 @@ class Worker:
                     )
                     expected = spec.get("expect_cells")
                     if expected is not None:
-                        client.sync_check = lambda c, n=expected, src=spec.get("last_source"): _complete(c, n, src)
+                        source = spec.get("last_source")
+                        client.sync_check = lambda c, n=expected, src=source: _complete(c, n, src)
                     client.name = name  # type: ignore[attr-defined]
                     self.clients[name] = client
                     await client.connect(timeout)
@@ -151,8 +153,9 @@ class Worker:
 
     # -- fan-out ---------------------------------------------------------------------------
 
-    async def fanout_run(self, start_at: float, duration: float, rate: float, writers: dict[str, dict],
-                         tracked: list[int]) -> dict[str, Any]:
+    async def fanout_run(
+        self, start_at: float, duration: float, rate: float, writers: dict[str, dict], tracked: list[int]
+    ) -> dict[str, Any]:
         """Writers type one character per tick into their own cell; everyone records when
         each writer's characters arrive (from the document's state vector)."""
         self.tracked_writers = set(tracked)
@@ -214,9 +217,12 @@ class Worker:
             await asyncio.sleep(0.05)
         return {"all_delivered": time.monotonic() < deadline}
 
-    def fanout_analyze(self, sends_raw: dict[int, bytes]) -> dict[str, Any]:
+    def fanout_analyze(self, sends_raw: dict[int, bytes], with_times: bool = False) -> dict[str, Any]:
+        """Latency of every (keystroke, receiving client) pair delivered; with `with_times`,
+        also each pair's send time (to see when slow deliveries happened)."""
         sends = {w: array("d", raw) for w, raw in sends_raw.items()}
         latencies = array("d")
+        sent_at = array("d")
         expected = delivered = not_integrated = 0
         for name, client in self.clients.items():
             own = client.client_id
@@ -238,16 +244,25 @@ class Worker:
                     continue
                 for clock in range(old, min(new, len(times))):
                     latencies.append(t - times[clock])
+                    if with_times:
+                        sent_at.append(times[clock])
                     delivered += 1
         frames = sum(c.frames for c in self.clients.values())
         self.tracked_writers = set()
-        return {"latencies": latencies.tobytes(), "expected": expected, "delivered": delivered, "frames": frames,
-                "not_integrated": not_integrated}
+        return {
+            "sent_at": sent_at.tobytes(),
+            "latencies": latencies.tobytes(),
+            "expected": expected,
+            "delivered": delivered,
+            "frames": frames,
+            "not_integrated": not_integrated,
+        }
 
     # -- presence --------------------------------------------------------------------------
 
-    async def presence_run(self, start_at: float, duration: float, rate: float, offsets: dict[str, float],
-                           state_template: str) -> dict[str, Any]:
+    async def presence_run(
+        self, start_at: float, duration: float, rate: float, offsets: dict[str, float], state_template: str
+    ) -> dict[str, Any]:
         """Every client publishes a new cursor position per tick; everyone records when it
         first sees each client's position (or a newer one)."""
         loop = asyncio.get_running_loop()
@@ -320,9 +335,8 @@ class Worker:
         worst: dict[int, array] = {}
         pair_latencies = array("f")
         expected = delivered = exact = 0
-        for sender, (first_clock, raw) in sends_raw.items():
-            times = array("d", raw)
-            worst[sender] = array("d", [-INF] * len(times))
+        for sender, (_, raw) in sends_raw.items():
+            worst[sender] = array("d", [-INF] * (len(raw) // 8))
         for name, client in self.clients.items():
             table = self.aw_records.get(name, {})
             for sender, (first_clock, raw) in sends_raw.items():
@@ -366,15 +380,34 @@ class Worker:
 
     # -- join --------------------------------------------------------------------------------
 
-    async def join(self, base_url: str, path: str, cells: int, last_source: str, name: str,
-                   keep: bool, timeout: float = 120.0, token: str = TOKEN) -> dict[str, Any]:
+    async def join(
+        self,
+        base_url: str,
+        path: str,
+        cells: int,
+        last_source: str,
+        name: str,
+        keep: bool,
+        timeout: float = 120.0,
+        token: str = TOKEN,
+    ) -> dict[str, Any]:
         """Session request + socket + sync until the document is complete (all cells, the
         last one's source intact). `keep` leaves the client connected."""
-        result = (await self.connect(
-            [{"name": name, "base_url": base_url, "path": path, "expect_cells": cells, "last_source": last_source,
-              "token": token}],
-            timeout=timeout,
-        ))[name]
+        result = (
+            await self.connect(
+                [
+                    {
+                        "name": name,
+                        "base_url": base_url,
+                        "path": path,
+                        "expect_cells": cells,
+                        "last_source": last_source,
+                        "token": token,
+                    }
+                ],
+                timeout=timeout,
+            )
+        )[name]
         if not keep:
             await self.close([name], grace=0.05)
         return result

@@ -259,7 +259,9 @@ class YClient:
     ) -> None:
         self.url = url
         self.token = token
-        self.doc: Doc | None = (Doc(client_id=client_id) if client_id is not None else Doc()) if keep_doc else None
+        self.doc: Doc | None = (
+            (Doc(client_id=client_id) if client_id is not None else Doc()) if keep_doc else None
+        )
         self.client_id = client_id if client_id is not None else (self.doc.client_id if self.doc else 0)
         self.on_update = on_update
         self.on_awareness = on_awareness
@@ -272,6 +274,7 @@ class YClient:
         self.awareness_clock = 0
         self._subscription = None
         self._applying = False
+        self._got_step2 = False
 
     async def connect(self, timeout: float = 60.0) -> YClient:
         self.ws = WebSocket(self.url, {"Authorization": f"token {self.token}"}, self._on_message)
@@ -315,10 +318,7 @@ class YClient:
             body_len, pos = dec_uint(payload, 2)
             body = payload[pos : pos + body_len]
             if sub == 0:
-                if self.doc is not None:
-                    reply = self.doc.get_update(body)
-                else:
-                    reply = b"\x00\x00"
+                reply = self.doc.get_update(body) if self.doc is not None else b"\x00\x00"
                 self.ws.send(sync_frame(1, reply))  # type: ignore[union-attr]
                 return
             if self.doc is not None:
@@ -328,16 +328,18 @@ class YClient:
                 finally:
                     self._applying = False
             if not self.synced.done():
-                if sub == 1 and (self.sync_check is None or self.sync_check(self)):
+                # synced: step 2 received and (if asked) the document complete, even if the
+                # server sends part of it as updates after step 2
+                self._got_step2 = self._got_step2 or sub == 1
+                if self._got_step2 and (self.sync_check is None or self.sync_check(self)):
                     self.synced_at = t
                     self.synced.set_result(t)
                 return
             if self.on_update is not None:
                 self.on_update(self, body, t)
-        elif kind == 1:
-            if self.on_awareness is not None:
-                _, pos = dec_uint(payload, 1)
-                self.on_awareness(self, decode_awareness_clocks(payload, pos), t)
+        elif kind == 1 and self.on_awareness is not None:
+            _, pos = dec_uint(payload, 1)
+            self.on_awareness(self, decode_awareness_clocks(payload, pos), t)
 
     def state_vector(self) -> dict[int, int]:
         assert self.doc is not None
