@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: lab test lint clean system-deps
+.PHONY: lab test lint clean system-deps bench
 
 $(VENV)/.installed-%: pyproject.toml
 	python3 -m venv $(VENV)
@@ -19,7 +19,11 @@ lab: $(VENV)/.installed-lab
 	  $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 lint: $(VENV)/.installed-test
-	$(VENV)/bin/ruff check jupyter_collab tests
+	$(VENV)/bin/ruff check jupyter_collab tests benchmarks
+
+# Benchmarks against jupyter-collaboration 5.0.4 (docs/benchmarks.md); BENCH_ARGS=--quick for a smoke run.
+bench: $(VENV)/.installed-bench
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 # Debian packages the tests use: Chromium for browser tests (never a downloaded browser).
 system-deps:
