@@ -113,8 +113,7 @@ class RoomHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         if self.ws_connection is None or self.ws_connection.is_closing():
             collab.rooms.release(room)
             return
-        same_user = [c for c in room.connections if c.identity.get("username") == user.username]
-        if len(same_user) >= collab.max_connections_per_user:
+        if room.connections_of(user.username) >= collab.max_connections_per_user:
             self._reject(CLOSE_POLICY_VIOLATION, "too many connections to this room")
             collab.rooms.release(room)
             return

@@ -81,6 +81,7 @@ class DocumentFile:
         self.file_id = file_id
         self.format = file_format
         self.type = file_type
+        self._cached_os_path: str | None = None
 
     @property
     def path(self) -> str | None:
@@ -98,14 +99,21 @@ class DocumentFile:
             return None
 
     def stat(self) -> FileStat | None:
-        os_path = self.os_path()
-        if os_path is None:
-            return None
-        try:
-            st = os.stat(os_path)
-        except OSError:
-            return None
-        return FileStat(st.st_mtime_ns, st.st_size)
+        """The file's stat, for the watcher: called every poll for every open room, so the
+        local path is cached (a file-id lookup is an SQLite query) and looked up again only
+        when the cached path no longer answers (the file was moved or deleted)."""
+        for os_path in (self._cached_os_path, None):
+            if os_path is None:
+                os_path = self._cached_os_path = self.os_path()
+                if os_path is None:
+                    return None
+            try:
+                st = os.stat(os_path)
+            except OSError:
+                self._cached_os_path = None
+                continue
+            return FileStat(st.st_mtime_ns, st.st_size)
+        return None
 
     async def read(self) -> FileContent:
         """The file's content (a notebook dict, or a str) and the hash of its bytes."""

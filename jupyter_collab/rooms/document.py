@@ -74,7 +74,7 @@ class DocumentRoom(Room):
             try:
                 self.document.ydoc.apply_update(stored.state)
                 stored_base = json.loads(stored.base) if stored.base else None
-                self.document.content()  # must be readable as its kind
+                current = self.document.content()  # must be readable as its kind
             except Exception as exc:
                 self.log.warning(
                     "jupyter_collab: history of %s unusable (%s); using the file", self.room_id, exc
@@ -83,15 +83,19 @@ class DocumentRoom(Room):
                 self.document = SharedDocument(self.key)
                 stored = None
         self.loaded_from = "file" if stored is None else "history"
+        # Reading a large notebook back is costly (cold joins): read it once per path.
+        unsaved = False
         if stored is None:
             self.document.set(on_disk.content)
             self.base = self.document.content()
         elif on_disk.disk_hash == stored.base_hash and stored_base is not None:
             self.base = stored_base  # the file is what we last wrote: the history is newer or equal
+            unsaved = content_hash(current) != content_hash(self.base)
         else:
             incoming = self.document.normalize(on_disk.content)
             self.document.merge(stored_base if stored_base is not None else incoming, incoming)
             self.base = incoming
+            unsaved = True
             self.log.info(
                 "jupyter_collab: %s changed on disk while the server was away; merged", self.file.path
             )
@@ -105,8 +109,8 @@ class DocumentRoom(Room):
         self._subscription = self.document.ydoc.observe(self._on_transaction)
         self.document.observe_cell_inserts(self._schedule_dedupe)
         self._dedupe()
-        if content_hash(self.document.content()) != content_hash(self.base):
-            self._touch()  # the history held edits the file did not: write them
+        if unsaved:
+            self._touch()  # the history held edits the file did not: write them (if any remain)
 
     # -- changes ---------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
+from collections import Counter
 from typing import Any, Protocol
 
 from ..permissions import Access
@@ -65,6 +66,7 @@ class Room:
         self.broadcast_window = broadcast_window
         self.log = log
         self.connections: set[Connection] = set()
+        self._per_user: Counter[str] = Counter()
         self.awareness = AwarenessTable()
         self._outgoing: list[bytes] = []
         self._flush_handle: asyncio.Handle | asyncio.TimerHandle | None = None
@@ -73,8 +75,13 @@ class Room:
 
     # -- lifecycle -------------------------------------------------------------------------
 
+    def connections_of(self, username: str) -> int:
+        """How many connections `username` holds here (for the per-user limit)."""
+        return self._per_user[username]
+
     def join(self, conn: Connection) -> None:
         self.connections.add(conn)
+        self._per_user[conn.identity.get("username")] += 1
         self.events.emit("join", self, conn)
         conn.notify({"type": "role", "role": conn.access.role.value})
         conn.send(sync_frame(SyncType.STEP1, self.state_vector()))
@@ -90,6 +97,7 @@ class Room:
         if conn not in self.connections:
             return
         self.connections.discard(conn)
+        self._per_user[conn.identity.get("username")] -= 1
         self.events.emit("leave", self, conn)
         if self.awareness.remove_owner(conn):
             self._schedule_flush()
