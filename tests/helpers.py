@@ -50,3 +50,18 @@ def log_lines(server: Any, *needles: str) -> list[str]:
     """Server log lines containing every one of `needles` (case-insensitive)."""
     wanted = [needle.lower() for needle in needles]
     return [line for line in server.log().splitlines() if all(n in line.lower() for n in wanted)]
+
+
+async def recheck_permissions(server: Any, token: str) -> dict[str, int]:
+    """Ask the server to re-check every open connection's access now (as an admin would)."""
+    from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+
+    response = await AsyncHTTPClient().fetch(
+        HTTPRequest(
+            f"{server.url}/api/collaboration/permissions/recheck",
+            method="POST",
+            body="{}",
+            headers={"Authorization": f"token {token}"},
+        )
+    )
+    return json.loads(response.body)

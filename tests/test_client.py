@@ -10,7 +10,6 @@ import threading
 from typing import Any
 
 import pytest
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from jupyter_collab.cells import read_cells
 from jupyter_collab.client import (
@@ -27,7 +26,7 @@ from jupyter_collab.client import (
 )
 
 from .conftest import join, write_notebook
-from .helpers import append_text, cell_ids, disk_sources, eventually, sources
+from .helpers import append_text, cell_ids, disk_sources, eventually, recheck_permissions, sources
 from .server import TOKEN, ServerProcess
 from .test_permissions import ROLES, Team, locked_notebook, team_server
 
@@ -375,14 +374,7 @@ async def test_editor_program_and_locked_cells(team: Team):
         # A cell the policy locks for bob (the client cannot know): the server refuses the
         # change, the program is told at flush, and continues from the true state.
         team.set_roles({**ROLES, "locked": {"bob": [free]}})
-        await AsyncHTTPClient().fetch(
-            HTTPRequest(
-                f"{team.server.url}/api/collaboration/permissions/recheck",
-                method="POST",
-                body="{}",
-                headers={"Authorization": "token alice-token"},
-            )
-        )
+        await recheck_permissions(team.server, "alice-token")
         await nb.replace_source(free, "refused")
         with pytest.raises(ChangeRefused, match="locked"):
             await nb.flush()
@@ -401,14 +393,7 @@ async def test_no_access_and_revoked_access_give_clear_errors(team: Team):
         await program(team.server, "no-such.ipynb", token="bob-token").open()
     nb = await program(team.server, path, token="bob-token").open()
     team.set_roles({**ROLES, "bob": "none"})
-    await AsyncHTTPClient().fetch(
-        HTTPRequest(
-            f"{team.server.url}/api/collaboration/permissions/recheck",
-            method="POST",
-            body="{}",
-            headers={"Authorization": "token alice-token"},
-        )
-    )
+    await recheck_permissions(team.server, "alice-token")
     await eventually(lambda: nb.failure is not None)
     assert isinstance(nb.failure, AccessDenied)
     with pytest.raises(AccessDenied):

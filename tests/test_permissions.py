@@ -21,7 +21,7 @@ from jupyter_collab.client import RoomClient, open_session, room_url
 from jupyter_collab.protocol import SyncType, save_request_frame, sync_frame
 
 from .conftest import join, write_notebook
-from .helpers import cell_ids, disk_sources, eventually, sources
+from .helpers import cell_ids, disk_sources, eventually, recheck_permissions, sources
 from .server import ServerProcess
 
 ROLES = {"alice": "owner", "bob": "editor", "carol": "viewer"}
@@ -347,15 +347,8 @@ async def test_role_change_by_api_and_revocation(team):
     alice = await team.join("alice", path)
     bob = await team.join("bob", path)
     team.set_roles({**ROLES, "bob": "viewer", "carol": "none"})
-    response = await AsyncHTTPClient().fetch(
-        HTTPRequest(
-            f"{team.server.url}/api/collaboration/permissions/recheck",
-            method="POST",
-            body="{}",
-            headers={"Authorization": "token alice-token"},
-        )
-    )
-    assert json.loads(response.body)["changed"] >= 1
+    result = await recheck_permissions(team.server, "alice-token")
+    assert result["changed"] >= 1
     await eventually(lambda: bob.role == "viewer")
     await eventually(
         lambda: (
@@ -369,14 +362,7 @@ async def test_role_change_by_api_and_revocation(team):
     # Revocation disconnects, with a code that says not to retry blindly.
     bob = await team.join("bob", path)
     team.set_roles({**ROLES, "bob": "none"})
-    await AsyncHTTPClient().fetch(
-        HTTPRequest(
-            f"{team.server.url}/api/collaboration/permissions/recheck",
-            method="POST",
-            body="{}",
-            headers={"Authorization": "token alice-token"},
-        )
-    )
+    await recheck_permissions(team.server, "alice-token")
     code, _ = await bob.wait_closed()
     assert code == 4403
     assert {"role_change", "revoked"} <= {e["action"] for e in team.events()}
