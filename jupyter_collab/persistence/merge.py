@@ -10,9 +10,11 @@ cells are matched by id, text is merged three-way against the last common conten
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 from jupyter_ydoc import YNotebook, YUnicode
+from jupyter_ydoc.utils import cast_all
 from pycrdt import Array, Map, Text
 
 from .textmerge import merge3, replace_text
@@ -41,13 +43,25 @@ def _give_ids(incoming: dict[str, Any], base: dict[str, Any]) -> None:
 def notebook_snapshot(ynb: YNotebook) -> dict[str, Any]:
     """The notebook as a dict whose cells always carry their ids.
 
-    `YNotebook.get()` strips ids for nbformat <= 4.4 files (they must not be saved), but
-    merging needs them to match cells.
+    Same content as `YNotebook.get(deduplicate=False)` (which strips ids for nbformat <= 4.4
+    files, as they must be saved, while merging needs them), but read in one piece: `get()`
+    fetches cells one by one, quadratically (250 ms for 2,000 cells, against 30 ms here),
+    and every cold join reads the document back.
     """
-    notebook = ynb.get(deduplicate=False)
-    for cell, ycell in zip(notebook["cells"], ynb._ycells, strict=True):
-        cell["id"] = ycell.get("id")
-    return notebook
+    meta = ynb._ymeta.to_py() or {}
+    cast_all(meta, float, int)
+    cells = json.loads(str(ynb.ycells))
+    cast_all(cells, float, int)  # Yjs numbers are floats, as in YNotebook.get
+    for cell in cells:
+        cell.pop("execution_state", None)
+        if cell.get("cell_type") in ("raw", "markdown") and "attachments" in cell and not cell["attachments"]:
+            del cell["attachments"]
+    return {
+        "cells": cells,
+        "metadata": meta.get("metadata", {}),
+        "nbformat": int(meta.get("nbformat", 0)),
+        "nbformat_minor": int(meta.get("nbformat_minor", 0)),
+    }
 
 
 def _merge_value(base: Any, ours: Any, theirs: Any) -> Any:
