@@ -198,6 +198,32 @@ def _ms(seconds: float | None) -> float | None:
 # -- fan-out --------------------------------------------------------------------------------
 
 
+def _room_with_clients(
+    ctx: Context, server: Server, p: dict, rng: Any, n_clients: int, label: str
+) -> tuple[list[int], dict[str, Any], list[str]]:
+    """A fresh notebook with `n_clients` connected users (failures noted): their client ids,
+    the connection results and the failures."""
+    path = write_notebooks(server.root, p["cells"], 1, label.replace(" ", "-").replace("/", "-"))[0]
+    url = ctx.pool.call(0, "session", base_url=server.url, path=path)
+    ids = _client_ids(n_clients, rng)
+    specs = [
+        {
+            "name": f"c{i}",
+            "url": url,
+            "client_id": ids[i],
+            "awareness": _user_state(i),
+            "token": user_token(i),
+        }
+        for i in range(n_clients)
+    ]
+    results = _connect_all(ctx, specs, concurrency=8, timeout=60)
+    failed = _failures(results)
+    if failed:
+        ctx.notes.append(f"{label}: {len(failed)} clients failed to connect: {failed[0]}")
+    _settle(p.get("settle", 1.0))
+    return ids, results, failed
+
+
 def fanout(ctx: Context, server: Server) -> list[dict]:
     p = ctx.params
     rng = random.SystemRandom()
@@ -208,26 +234,9 @@ def fanout(ctx: Context, server: Server) -> list[dict]:
             ctx.notes.append(f"fanout: out of time before {n_clients} clients / {n_writers} writers")
             break
         n_writers = min(n_writers, n_clients)
-        path = write_notebooks(server.root, p["cells"], 1, f"fanout-{n_clients}-{n_writers}")[0]
-        url = ctx.pool.call(0, "session", base_url=server.url, path=path)
-        ids = _client_ids(n_clients, rng)
-        specs = [
-            {
-                "name": f"c{i}",
-                "url": url,
-                "client_id": ids[i],
-                "awareness": _user_state(i),
-                "token": user_token(i),
-            }
-            for i in range(n_clients)
-        ]
-        results = _connect_all(ctx, specs, concurrency=8, timeout=60)
-        failed = _failures(results)
-        if failed:
-            ctx.notes.append(
-                f"fanout {n_clients}/{n_writers}: {len(failed)} clients failed to connect: {failed[0]}"
-            )
-        _settle(p.get("settle", 1.0))
+        ids, results, failed = _room_with_clients(
+            ctx, server, p, rng, n_clients, f"fanout {n_clients}/{n_writers}"
+        )
         period = 1.0 / p["rate"]
         # client i lives on worker i % size; writers are clients 0..W-1, staggered over a period
         writers_per_worker: list[dict[str, dict]] = [{} for _ in range(ctx.pool.size)]
@@ -327,24 +336,7 @@ def presence(ctx: Context, server: Server) -> list[dict]:
         if ctx.time_left() < p["duration"] + p["drain"] + 10:
             ctx.notes.append(f"presence: out of time before {n_clients} clients")
             break
-        path = write_notebooks(server.root, p["cells"], 1, f"presence-{n_clients}")[0]
-        url = ctx.pool.call(0, "session", base_url=server.url, path=path)
-        ids = _client_ids(n_clients, rng)
-        specs = [
-            {
-                "name": f"c{i}",
-                "url": url,
-                "client_id": ids[i],
-                "awareness": _user_state(i),
-                "token": user_token(i),
-            }
-            for i in range(n_clients)
-        ]
-        results = _connect_all(ctx, specs, concurrency=8, timeout=60)
-        failed = _failures(results)
-        if failed:
-            ctx.notes.append(f"presence {n_clients}: {len(failed)} clients failed to connect: {failed[0]}")
-        _settle(p.get("settle", 1.0))
+        ids, results, failed = _room_with_clients(ctx, server, p, rng, n_clients, f"presence {n_clients}")
         period = 1.0 / p["rate"]
         offsets: list[dict[str, float]] = [{} for _ in range(ctx.pool.size)]
         for i in range(n_clients):
