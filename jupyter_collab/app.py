@@ -237,7 +237,7 @@ class CollabApp(ExtensionApp):
                 conn.access = access
                 conn.identity = identity(conn.current_user, access.role)
                 room.restamp(conn)
-                conn.notify({"type": "role", "role": access.role.value})
+                conn.notify(access.notice())
                 self.rooms.events.emit("role_change", room, conn)
         return {"checked": checked, "changed": changed, "revoked": revoked}
 

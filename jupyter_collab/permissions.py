@@ -44,6 +44,17 @@ class Access:
     role: Role
     locked_cells: frozenset[str] = field(default_factory=frozenset)  # ids locked by the policy
 
+    def notice(self) -> dict:
+        """What a client is told of its rights (on join and on every change), so that a
+        front end can make the document or some cells read-only instead of being refused."""
+        return {
+            "type": "role",
+            "role": self.role.value,
+            "can_edit": self.role.can_edit,
+            "can_lock": self.role.can_lock,
+            "locked_cells": sorted(self.locked_cells),
+        }
+
 
 class PermissionPolicy(LoggingConfigurable):
     """Base class: subclass and override `access`."""

@@ -305,6 +305,16 @@ async def test_policy_locked_cells(team):
     alice = await team.join("alice", path)
     team.set_roles({**ROLES, "locked": {"bob": [cell_ids(alice)[1]]}})
     bob = await team.join("bob", path)
+    # Bob is told which cells are locked for him, so that a front end can make them read-only.
+    await eventually(lambda: any(n.get("type") == "role" for n in bob.notices))
+    role = next(n for n in bob.notices if n.get("type") == "role")
+    assert role == {
+        "type": "role",
+        "role": "editor",
+        "can_edit": True,
+        "can_lock": False,
+        "locked_cells": [cell_ids(alice)[1]],
+    }
     bob.notebook().ycells[1]["source"].insert(0, "x")
     code, _ = await bob.wait_closed()
     assert code == 1003

@@ -83,7 +83,7 @@ class Room:
         self.connections.add(conn)
         self._per_user[conn.identity.get("username")] += 1
         self.events.emit("join", self, conn)
-        conn.notify({"type": "role", "role": conn.access.role.value})
+        conn.notify(conn.access.notice())
         conn.send(sync_frame(SyncType.STEP1, self.state_vector()))
         states = self.awareness.snapshot()
         if states is not None:
