@@ -25,12 +25,17 @@ lint: $(VENV)/.installed-test
 bench: $(VENV)/.installed-bench
 	$(PY) -m benchmarks $(BENCH_ARGS)
 
-# Debian packages the tests use: Chromium for browser tests (never a downloaded browser).
+# Debian packages the tests use: Chromium for browser tests (never a downloaded browser) and
+# redis-server for the scale-out tests (each test starts its own on a free loopback port).
+SYSTEM_PACKAGES := chromium:chromium fonts-liberation redis-server:redis-server
 system-deps:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-liberation >/dev/null; \
-	  else echo "chromium missing: run 'sudo apt-get install chromium fonts-liberation' (browser tests skip without it)"; fi; }
+	@missing=""; for entry in $(SYSTEM_PACKAGES); do cmd=$${entry%%:*}; pkg=$${entry#*:}; \
+	  case "$$entry" in *:*) command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg";; *) missing="$$missing $$entry";; esac; \
+	done; \
+	if command -v chromium >/dev/null 2>&1 && command -v redis-server >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "missing Debian packages:$$missing (sudo apt-get install$$missing)"; exit 1; fi
 
 test: $(VENV)/.installed-test system-deps lint
 	$(PY) -m pytest tests $(PYTEST_ARGS)
