@@ -13,6 +13,7 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Float, Instance, Int, Type, Unicode, default
 
 from .audit import AuditTrail
+from .backplane import make_backplane
 from .documents import RoomKey, parse_room_id
 from .handlers.permissions import RecheckHandler
 from .handlers.rest import REST_HANDLERS
@@ -140,6 +141,15 @@ class CollabApp(ExtensionApp):
         help="Connections one user may hold to one room (tabs, devices); more are refused with 1008.",
     )
 
+    backplane_url = Unicode(
+        "",
+        config=True,
+        help="Where server processes that serve the same rooms meet: empty (the default) "
+        "for one process; redis://host:port/db to let several processes behind a load "
+        "balancer share live rooms through Redis (they must share the root directory and "
+        "the file-id database). See 'Scale-out with Redis' in the README.",
+    )
+
     api_presence_seconds = Float(
         3.0,
         config=True,
@@ -165,6 +175,7 @@ class CollabApp(ExtensionApp):
         # With a history store, a restarted server still knows its clients' histories,
         # so its session id survives restarts; otherwise it is new per process.
         self.session_id = self.store.store_id if self.store else uuid.uuid4().hex
+        self.backplane = make_backplane(self.backplane_url, self.log)
         self.rooms = RoomManager(
             make_file=self._make_file,
             store=self.store,
@@ -174,6 +185,7 @@ class CollabApp(ExtensionApp):
             close_delay=self.room_close_delay,
             events=AuditTrail(getattr(self.serverapp, "event_logger", None)),
             log=self.log,
+            backplane=self.backplane,
         )
         self.permission_policy = self.permission_policy_class(parent=self, log=self.log)
         self.settings["jupyter_collab"] = self
@@ -215,7 +227,18 @@ class CollabApp(ExtensionApp):
         return await self.permission_policy.access(user, path, handler)
 
     async def recheck_permissions(self) -> dict[str, int]:
-        """Re-ask the policy for every open connection and apply what changed."""
+        """Re-check here and on every other process (an admin's explicit request); the
+        counts are this process's."""
+        await self.backplane.publish_control({"op": "recheck"})
+        return await self.recheck_local_permissions()
+
+    async def _on_control(self, message: dict[str, Any]) -> None:
+        """A control message from another process (through the backplane)."""
+        if message.get("op") == "recheck":
+            await self.recheck_local_permissions()
+
+    async def recheck_local_permissions(self) -> dict[str, int]:
+        """Re-ask the policy for every open connection here and apply what changed."""
         checked = changed = revoked = 0
         for room in list(self.rooms.rooms.values()):
             for conn in list(room.connections):
@@ -245,7 +268,7 @@ class CollabApp(ExtensionApp):
         while True:
             await asyncio.sleep(self.permission_recheck_interval)
             try:
-                await self.recheck_permissions()
+                await self.recheck_local_permissions()  # every process runs its own loop
             except Exception:
                 self.log.exception("jupyter_collab: permission re-check failed")
 
@@ -255,6 +278,7 @@ class CollabApp(ExtensionApp):
         # the event loop for 70-80 ms, which set the fan-out p99 (docs/benchmarks.md).
         gc.collect()
         gc.freeze()
+        await self.backplane.start(self._on_control)
         if self.permission_recheck_interval > 0:
             self._recheck_task = asyncio.get_running_loop().create_task(self._recheck_periodically())
 
@@ -263,5 +287,6 @@ class CollabApp(ExtensionApp):
         if self._recheck_task is not None:
             self._recheck_task.cancel()
         await self.rooms.stop()
+        await self.backplane.stop()
         if self.store:
             await self.store.stop()

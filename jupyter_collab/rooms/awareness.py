@@ -5,6 +5,11 @@ someone else: the first connection to announce a client id owns it, and nobody e
 overwrite or remove that id's state; and the `user` field of every state is replaced by the
 identity the server authenticated for that connection (name, initials, colour, role).
 When a connection leaves, its states are removed for everyone.
+
+With a backplane (several processes), states announced on other processes arrive through
+it (`apply_remote`): they are owned by a `RemoteOrigin`, shown to local clients as they are,
+and never sent back; `track_local` makes the table keep the local changes apart so that
+only those are published.
 """
 
 from __future__ import annotations
@@ -30,11 +35,28 @@ def _stamped(state_json: str, identity: dict[str, Any]) -> str:
     return json.dumps(state, separators=(",", ":"))
 
 
+class RemoteOrigin:
+    """Owner of the states announced on another process (one per process id)."""
+
+    def __init__(self, process: str, seen: float) -> None:
+        self.process = process
+        self.seen = seen  # monotonic time of its last message, to expire a dead process
+
+
 class AwarenessTable:
     def __init__(self) -> None:
         self.entries: dict[int, AwarenessEntry] = {}
         self.owners: dict[int, Any] = {}
         self._changed: dict[int, AwarenessEntry] = {}
+        self.track_local = False  # set by a backplane: keep local changes apart to publish them
+        self._local_changed: dict[int, AwarenessEntry] = {}
+        self._remotes: dict[str, RemoteOrigin] = {}
+
+    def _note(self, client_id: int, entry: AwarenessEntry) -> None:
+        """Record a change made on this process (not one relayed from another)."""
+        self._changed[client_id] = entry
+        if self.track_local:
+            self._local_changed[client_id] = entry
 
     def apply(self, owner: Any, payload: bytes, identity: dict[str, Any]) -> bool:
         """Apply an awareness update from `owner`, stamping `identity` as its `user`;
@@ -49,8 +71,10 @@ class AwarenessTable:
         changed = False
         for entry in entries:
             current_owner = self.owners.get(entry.client_id)
-            if current_owner is not None and current_owner is not owner:
-                continue  # somebody else's client id: refused
+            # Somebody else's client id is refused; a client that moved here from another
+            # process takes its own id back.
+            if current_owner not in (None, owner) and type(current_owner) is not RemoteOrigin:
+                continue
             known = self.entries.get(entry.client_id)
             if known is not None and entry.clock < known.clock:
                 continue  # stale
@@ -60,9 +84,55 @@ class AwarenessTable:
             else:
                 self.owners[entry.client_id] = owner
                 self.entries[entry.client_id] = entry
+            self._note(entry.client_id, entry)
+            changed = True
+        return changed
+
+    def apply_remote(self, process: str, payload: bytes, now: float) -> bool:
+        """Apply states relayed from another process (already stamped there); states of
+        local connections win. Returns whether anything changed."""
+        origin = self._remotes.get(process)
+        if origin is None:
+            origin = self._remotes[process] = RemoteOrigin(process, now)
+        origin.seen = now
+        changed = False
+        for entry in decode_awareness(payload):
+            current_owner = self.owners.get(entry.client_id)
+            if current_owner is not None and type(current_owner) is not RemoteOrigin:
+                continue
+            known = self.entries.get(entry.client_id)
+            if known is not None and entry.clock < known.clock:
+                continue
+            if entry.state_json in ("", "null"):
+                self.owners.pop(entry.client_id, None)
+                self.entries.pop(entry.client_id, None)
+            else:
+                self.owners[entry.client_id] = origin
+                self.entries[entry.client_id] = entry
             self._changed[entry.client_id] = entry
             changed = True
         return changed
+
+    def expire_remotes(self, before: float) -> bool:
+        """Remove the states of processes not heard from since `before` (they died)."""
+        changed = False
+        for process, origin in list(self._remotes.items()):
+            if origin.seen < before:
+                del self._remotes[process]
+                changed = self.remove_owner(origin, local=False) or changed
+        return changed
+
+    def take_local_changes(self) -> bytes | None:
+        """Encoded update of the local changes since the last call (to publish them)."""
+        if not self._local_changed:
+            return None
+        changes, self._local_changed = list(self._local_changed.values()), {}
+        return encode_awareness(changes)
+
+    def local_snapshot(self) -> bytes | None:
+        """Encoded update of every state announced on this process (for other processes)."""
+        local = [e for cid, e in self.entries.items() if type(self.owners.get(cid)) is not RemoteOrigin]
+        return encode_awareness(local) if local else None
 
     def set_server_state(self, client_id: int, state: dict[str, Any] | None) -> None:
         """A state the server itself shows (e.g. a REST caller at work); None removes it."""
@@ -75,7 +145,7 @@ class AwarenessTable:
         else:
             self.entries[client_id] = entry
             self.owners[client_id] = self
-        self._changed[client_id] = entry
+        self._note(client_id, entry)
 
     def server_states(self) -> list[dict[str, Any]]:
         """The states the server itself shows (programs at work)."""
@@ -91,17 +161,21 @@ class AwarenessTable:
                 entry = self.entries[client_id]
                 entry.clock += 1
                 entry.state_json = _stamped(entry.state_json, identity)
-                self._changed[client_id] = entry
+                self._note(client_id, entry)
                 changed = True
         return changed
 
-    def remove_owner(self, owner: Any) -> bool:
+    def remove_owner(self, owner: Any, *, local: bool = True) -> bool:
         """Forget every state `owner` announced, telling everyone they left."""
         gone = [cid for cid, o in self.owners.items() if o is owner]
         for client_id in gone:
             entry = self.entries.pop(client_id)
             del self.owners[client_id]
-            self._changed[client_id] = AwarenessEntry(client_id, entry.clock + 1, "null")
+            removal = AwarenessEntry(client_id, entry.clock + 1, "null")
+            if local:
+                self._note(client_id, removal)
+            else:
+                self._changed[client_id] = removal
         return bool(gone)
 
     def take_changes(self) -> bytes | None:

@@ -3,6 +3,11 @@
 The room applies clients' updates, broadcasts what changed, saves to disk (debounced,
 with a bound on staleness), merges out-of-band file changes, and keeps clients with an
 unrelated history (e.g. from before a restart without history) from doubling content.
+
+With a shared backplane (several server processes, `backplane/`), the room is linked to
+the same room on the other processes (`self.link`): local changes are published, theirs
+are applied here (`apply_remote`), and only the process holding the room's save lease
+writes the file or merges out-of-band changes; the others follow what it writes.
 """
 
 from __future__ import annotations
@@ -11,17 +16,20 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jupyter_ydoc import YNotebook
-from pycrdt import TransactionEvent, merge_updates
+from pycrdt import TransactionEvent, get_state, merge_updates
 
 from ..documents import RoomKey, SharedDocument
 from ..persistence.filesync import DocumentFile, FileStat, FileUnavailable, content_hash
-from ..persistence.store import HistoryStore
+from ..persistence.store import HistoryStore, StoredDocument
 from ..protocol import ProtocolError, SyncMessage, SyncType, decode_state_vector, sync_frame
 from .guard import LockGuard
 from .room import EMPTY_UPDATE, Connection, Room, RoomEvents
+
+if TYPE_CHECKING:
+    from ..backplane.link import RoomLink
 
 # Close code JupyterLab's provider turns into a "reload" dialog (wire-protocol.md).
 CLOSE_RELOAD = 1003
@@ -63,13 +71,23 @@ class DocumentRoom(Room):
         self._subscription = None
         self._dedupe_scheduled = False
         self._guard: LockGuard | None = None
+        self.link: RoomLink | None = None  # the same room on other processes (a backplane)
+        self._applying_remote = False
 
     # -- loading ---------------------------------------------------------------------------
 
-    async def load(self) -> None:
-        """Fill the document from the history store and the file (the file wins on conflict)."""
+    async def load(self, shared: StoredDocument | None = None, *, owner: bool = True) -> None:
+        """Fill the document from the history store and the file (the file wins on conflict).
+
+        `shared` is the state other processes hold (from a backplane): it comes first, and
+        the local history adds to it only when it is of the same lineage. Only the `owner`
+        of the save lease merges a file that changed behind the shared state; the others
+        take the shared base and follow what the owner writes.
+        """
         on_disk = await self.file.read()
         stored = await self.store.load(self.room_id) if self.store else None
+        if shared is not None:
+            stored = _with_local_history(shared, stored)
         if stored is not None:
             try:
                 self.document.ydoc.apply_update(stored.state)
@@ -91,6 +109,8 @@ class DocumentRoom(Room):
         elif on_disk.disk_hash == stored.base_hash and stored_base is not None:
             self.base = stored_base  # the file is what we last wrote: the history is newer or equal
             unsaved = content_hash(current) != content_hash(self.base)
+        elif not owner and stored_base is not None:
+            self.base = stored_base  # the lease holder merges the file; we follow its writes
         else:
             incoming = self.document.normalize(on_disk.content)
             self.document.merge(stored_base if stored_base is not None else incoming, incoming)
@@ -99,8 +119,9 @@ class DocumentRoom(Room):
             self.log.info(
                 "jupyter_collab: %s changed on disk while the server was away; merged", self.file.path
             )
-        self.disk_hash = on_disk.disk_hash
-        self.disk_stat = self.file.stat()
+        followed = owner or stored is None or on_disk.disk_hash == stored.base_hash
+        self.disk_hash = on_disk.disk_hash if followed else stored.base_hash
+        self.disk_stat = self.file.stat() if followed else None
         if self.store:
             self.store.open(self.room_id, self.document.ydoc.get_update)
             if stored is None:
@@ -119,6 +140,8 @@ class DocumentRoom(Room):
         if update == EMPTY_UPDATE:
             return
         self._updates.append(update)
+        if self.link is not None and not self._applying_remote:
+            self.link.queue(update)
         if self._guard is not None:
             self._guard.follow(update)
         self._schedule_flush()
@@ -137,13 +160,50 @@ class DocumentRoom(Room):
         if duplicated:
             self.log.info("jupyter_collab: removed duplicated cells %s in %s", duplicated, self.room_id)
 
+    def apply_remote(self, update: bytes) -> None:
+        """Apply an update that came from another process (it is not published again)."""
+        self._applying_remote = True
+        try:
+            with self.document.ydoc.transaction(origin="backplane"):
+                self.document.ydoc.apply_update(update)
+        finally:
+            self._applying_remote = False
+
+    def apply_remote_awareness(self, process: str, payload: bytes, now: float) -> None:
+        """Presence from another process: shown to local clients, not published again."""
+        if self.awareness.apply_remote(process, payload, now):
+            self._schedule_flush()
+
+    def expire_remote_awareness(self, before: float) -> None:
+        """Forget the presence of processes silent since `before` (killed ones)."""
+        if self.awareness.expire_remotes(before):
+            self._schedule_flush()
+
+    def take_over(self) -> None:
+        """The save lease came to this process (its holder left or died): save soon; the
+        save merges what changed on disk first."""
+        self._touch()
+
+    def disk_announced(self) -> None:
+        """The lease holder wrote or merged the file: follow it (see `_follow_disk`)."""
+        task = asyncio.get_running_loop().create_task(self.check_disk())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def base_json(self) -> str:
+        """The content last written to or read from disk, as stored in a shared snapshot."""
+        return json.dumps(self.base)
+
     def pending_frames(self) -> list[bytes]:
         frames = []
         if self._updates:
             updates, self._updates = self._updates, []
             merged = updates[0] if len(updates) == 1 else merge_updates(*updates)
             frames.append(sync_frame(SyncType.UPDATE, merged))
-        return frames + super().pending_frames()
+        frames += super().pending_frames()
+        if self.link is not None:
+            self.link.flush(self.awareness.take_local_changes())
+        return frames
 
     def state_vector(self) -> bytes:
         return self.document.ydoc.get_state()
@@ -266,6 +326,8 @@ class DocumentRoom(Room):
                 self._save_timer.cancel()
                 self._save_timer = None
             self._dirty_since = None
+            if self.link is not None and not await self.link.confirm_lease():
+                return "skipped"  # the lease holder (another process) saves
             await self._merge_disk_changes()
             content = self.document.content()
             if content_hash(content) == content_hash(self.base):
@@ -279,6 +341,8 @@ class DocumentRoom(Room):
             self.base = content
             if self.store:
                 self.store.set_base(self.room_id, json.dumps(content), self.disk_hash)
+            if self.link is not None:
+                self.link.announce_disk(self.disk_hash)
             return "success"
 
     # -- out-of-band changes ---------------------------------------------------------------
@@ -286,7 +350,31 @@ class DocumentRoom(Room):
     async def check_disk(self) -> None:
         """Called by the file watcher when the file's stat changed."""
         async with self._io_lock:
-            await self._merge_disk_changes()
+            if self.link is not None and not self.link.holds_lease():
+                await self._follow_disk()
+            else:
+                await self._merge_disk_changes()
+
+    async def _follow_disk(self) -> None:
+        """Not the lease holder: take what the holder wrote (or merged) as the new base,
+        without merging anything, so that a takeover merges against the right base. A
+        change nobody announced is left alone: it is the holder's to merge."""
+        assert self.link is not None
+        stat = self.file.stat()
+        if stat is None or stat == self.disk_stat:
+            return
+        try:
+            on_disk = await self.file.read()
+        except FileUnavailable:
+            return
+        if on_disk.disk_hash != self.disk_hash:
+            if not self.link.was_announced(on_disk.disk_hash):
+                return
+            self.base = self.document.normalize(on_disk.content)
+            self.disk_hash = on_disk.disk_hash
+            if self.store:
+                self.store.set_base(self.room_id, json.dumps(self.base), self.disk_hash)
+        self.disk_stat = stat
 
     async def _merge_disk_changes(self) -> None:
         stat = self.file.stat()
@@ -306,6 +394,8 @@ class DocumentRoom(Room):
         self.disk_hash = on_disk.disk_hash
         if self.store:
             self.store.set_base(self.room_id, json.dumps(incoming), self.disk_hash)
+        if self.link is not None:
+            self.link.announce_disk(self.disk_hash)
         self.log.info("jupyter_collab: merged out-of-band changes of %s", self.file.path)
 
     # -- shutdown --------------------------------------------------------------------------
@@ -320,8 +410,23 @@ class DocumentRoom(Room):
         if self._save_task is not None:
             await asyncio.shield(self._save_task)
         await self.save()
+        if self.link is not None:
+            await self.link.close()
         if self._subscription is not None:
             self.document.ydoc.unobserve(self._subscription)
             self._subscription = None
         if self.store:
             self.store.close(self.room_id)
+
+
+def _with_local_history(shared: StoredDocument, local: StoredDocument | None) -> StoredDocument:
+    """The shared state plus this process's own history when both share a lineage (it may
+    hold edits made while the backplane was away); an unrelated local history (from before
+    this process joined the cluster) is ignored: merging it would double every cell."""
+    if local is None:
+        return shared
+    theirs = decode_state_vector(get_state(shared.state))
+    ours = decode_state_vector(get_state(local.state))
+    if theirs and not (theirs.keys() & ours.keys()):
+        return shared
+    return StoredDocument(merge_updates(shared.state, local.state), shared.base, shared.base_hash)

@@ -7,6 +7,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from ..backplane import LocalBackplane
 from ..documents import RoomKey, parse_room_id
 from ..persistence.filesync import DocumentFile
 from ..persistence.store import HistoryStore
@@ -30,8 +31,10 @@ class RoomManager:
         close_delay: float,
         events: RoomEvents,
         log: logging.Logger,
+        backplane: LocalBackplane | None = None,
     ) -> None:
         self.events = events
+        self.backplane = backplane or LocalBackplane()
         self.make_file = make_file
         self.store = store
         self.watcher = watcher
@@ -76,7 +79,7 @@ class RoomManager:
             events=self.events,
             log=self.log,
         )
-        await room.load()
+        await self.backplane.open(room)
         self.watcher.watch(room)
         self.log.info(
             "jupyter_collab: opened room %s (%s) from %s", room_id, room.file.path, room.loaded_from

@@ -1,0 +1,26 @@
+"""The backplane: how server processes that serve the same rooms share them.
+
+`LocalBackplane` (the default) is one process, nothing shared, nothing to install.
+`RedisBackplane` (`c.CollabApp.backplane_url = "redis://..."`) lets several processes
+behind a load balancer serve the same live documents (see `redis.py`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .local import ControlHandler, LocalBackplane
+
+
+def make_backplane(url: str, log: logging.Logger) -> LocalBackplane:
+    """The backplane for `url`: "" is the in-process default, redis:// (rediss://, unix://) Redis."""
+    if not url:
+        return LocalBackplane()
+    if url.split("://", 1)[0] in ("redis", "rediss", "unix"):
+        from .redis import RedisBackplane  # imported only when configured: redis is optional
+
+        return RedisBackplane(url, log=log)
+    raise ValueError(f"unsupported backplane_url {url!r} (expected redis://...)")
+
+
+__all__ = ["ControlHandler", "LocalBackplane", "make_backplane"]

@@ -1,0 +1,262 @@
+"""One room's link to the same room on other processes, through Redis.
+
+Per room, Redis holds:
+
+- `collab:{room}:updates`, a stream of entries `{o: process, t: kind, ...}`: `u` a Yjs
+  update (`u`), `s` a state-vector request (`v`: "send me what I lack"), `h` the hash of
+  what the lease holder just wrote or merged from disk. Every process reads it from the
+  last id it applied; Yjs updates are idempotent, so reading one twice is harmless. It is
+  trimmed to about `STREAM_MAXLEN` entries (the retention window for catch-up).
+- `collab:{room}:snapshot`, a hash `{state, id, base, base_hash}` written by the lease
+  holder: the full document as of stream id `id`, and the content last written to (or read
+  from) disk. A process opening the room starts from it and reads the stream from `id`.
+- `collab:{room}:lease`, the save lease: the id of the one process that writes the file
+  (SET NX PX, renewed by compare-and-expire, so a dead holder's lease runs out).
+- `collab:{room}:awareness`, a pub/sub channel for presence (ephemeral, so not a stream).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
+
+from pycrdt import get_state, merge_updates
+
+from ..persistence.store import StoredDocument
+
+if TYPE_CHECKING:
+    from ..rooms.document import DocumentRoom
+    from .redis import RedisBackplane
+
+STREAM_MAXLEN = 2000  # entries kept per room stream (approximately): the catch-up window
+KEY_TTL_SECONDS = 86_400  # a room's keys outlive its last process by a day
+EMPTY_UPDATE = b"\x00\x00"
+# Awareness messages: 32 hex chars of process id, one kind byte, payload.
+AWARENESS_STATES = b"a"
+AWARENESS_HELLO = b"?"  # "I just opened this room: send me your states"
+
+
+def stream_id(value: bytes | str) -> tuple[int, int]:
+    """A stream id ("ms-seq") as a comparable tuple."""
+    text = value.decode() if isinstance(value, bytes) else value
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class RoomLink:
+    """The room's stream position, lease state and outgoing queue on this process."""
+
+    def __init__(self, backplane: RedisBackplane, room: DocumentRoom) -> None:
+        self.backplane = backplane
+        self.redis = backplane.redis
+        self.process = backplane.process
+        self.room = room
+        prefix = f"collab:{{{room.room_id}}}"
+        self.stream = f"{prefix}:updates"
+        self.snapshot_key = f"{prefix}:snapshot"
+        self.lease_key = f"{prefix}:lease"
+        self.channel = f"{prefix}:awareness"
+        self.last_id = "0-0"  # the last stream entry applied here
+        self.lease_until = 0.0  # monotonic time until which this process holds the lease
+        self.state_dirty = False  # changed since the last snapshot (lease holder only)
+        self.base_dirty = False
+        self._pending: list[bytes] = []
+        self._announced: deque[str] = deque(maxlen=16)
+        self._sends: set[asyncio.Task] = set()
+
+    # -- opening ---------------------------------------------------------------------------
+
+    async def load(self) -> bool:
+        """Load the room: from the shared snapshot if there is one, else from disk when this
+        process wins the lease. False: another process is loading it first (ask again)."""
+        snapshot = await self.redis.hgetall(self.snapshot_key)
+        if snapshot.get(b"state"):
+            owner = await self.try_acquire()
+            base = snapshot.get(b"base")
+            shared = StoredDocument(
+                snapshot[b"state"],
+                base.decode() if base else None,
+                (snapshot.get(b"base_hash") or b"").decode() or None,
+            )
+            self.last_id = snapshot.get(b"id", b"0-0").decode()
+            await self._load_room(shared, owner)
+            self.room.loaded_from = "the shared state"
+            # What loading added (the local history, a merged file) is news to the others.
+            added = self.room.document.ydoc.get_update(get_state(shared.state))
+            if added != EMPTY_UPDATE:
+                await self.publish_update(added)
+            await self.check_gap(self.last_id)
+            return True
+        if not await self.try_acquire():
+            return False
+        await self._load_room(None, True)
+        last = await self.redis.xrevrange(self.stream, count=1)
+        self.last_id = last[0][0].decode() if last else "0-0"
+        self.base_dirty = True
+        await self.write_snapshot()
+        return True
+
+    async def _load_room(self, shared: StoredDocument | None, owner: bool) -> None:
+        try:
+            await self.room.load(shared, owner=owner)
+        except BaseException:
+            if owner:
+                await self.release()
+            raise
+
+    async def check_gap(self, since: str) -> None:
+        """Entries after `since` were trimmed away: repair with a full state exchange."""
+        info = await self.redis.xinfo_stream(self.stream) if await self.redis.exists(self.stream) else {}
+        deleted = info.get("max-deleted-entry-id") or info.get(b"max-deleted-entry-id")
+        if deleted and stream_id(deleted) > stream_id(since):
+            self.room.log.info(
+                "jupyter_collab: fell behind the stream of %s; repairing by state exchange", self.room.room_id
+            )
+            await self.request_sync()
+
+    # -- the save lease --------------------------------------------------------------------
+
+    def holds_lease(self) -> bool:
+        return time.monotonic() < self.lease_until
+
+    async def try_acquire(self) -> bool:
+        started = time.monotonic()
+        if await self.redis.set(self.lease_key, self.process, nx=True, px=self.backplane.lease_ms):
+            self.lease_until = started + self.backplane.lease_valid
+            return True
+        return False
+
+    async def confirm_lease(self) -> bool:
+        """Right before a write: do we still hold the lease (renewing it)? Without Redis,
+        our own clock says (nobody can take it over while Redis is unreachable)."""
+        if not self.holds_lease():
+            return False
+        started = time.monotonic()
+        try:
+            renewed = await self.backplane.renew(self.lease_key)
+        except Exception:
+            return self.holds_lease()
+        self.lease_until = started + self.backplane.lease_valid if renewed else 0.0
+        return bool(renewed)
+
+    async def release(self) -> None:
+        self.lease_until = 0.0
+        await self.backplane.release(self.lease_key)
+
+    # -- outgoing --------------------------------------------------------------------------
+
+    def queue(self, update: bytes) -> None:
+        """A local change, published at the room's next flush (coalesced like broadcasts)."""
+        self._pending.append(update)
+        self.state_dirty = True
+
+    def flush(self, awareness: bytes | None) -> None:
+        """Publish what changed locally since the last flush: one XADD, one PUBLISH. While
+        Redis is away nothing is queued: the full state is republished when it is back."""
+        if self._pending:
+            updates, self._pending = self._pending, []
+            if self.backplane.connected:
+                merged = updates[0] if len(updates) == 1 else merge_updates(*updates)
+                self._send(self.publish_update(merged))
+        if awareness is not None and self.backplane.connected:
+            self._send(self.publish_awareness(AWARENESS_STATES, awareness))
+
+    def _send(self, command: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(self.backplane.guarded(command))
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
+
+    async def publish_update(self, update: bytes) -> None:
+        await self._xadd({"t": "u", "u": update})
+
+    async def request_sync(self) -> None:
+        await self._xadd({"t": "s", "v": self.room.document.ydoc.get_state()})
+
+    def announce_disk(self, disk_hash: str | None) -> None:
+        """The lease holder wrote (or merged) the file: the others take it as their base."""
+        self.base_dirty = True
+        if disk_hash and self.backplane.connected:
+            self._send(self._xadd({"t": "h", "h": disk_hash}))
+
+    async def _xadd(self, fields: dict[str, Any]) -> None:
+        await self.redis.xadd(
+            self.stream, {"o": self.process, **fields}, maxlen=STREAM_MAXLEN, approximate=True
+        )
+
+    async def publish_awareness(self, kind: bytes, payload: bytes = b"") -> None:
+        await self.redis.publish(self.channel, self.process.encode() + kind + payload)
+
+    async def write_snapshot(self, *, only_if_missing: bool = False) -> None:
+        """Store the full document as of `last_id` (and the disk base when it changed)."""
+        if only_if_missing and await self.redis.exists(self.snapshot_key):
+            return
+        room = self.room
+        fields: dict[str, Any] = {"state": room.document.ydoc.get_update(), "id": self.last_id}
+        if self.base_dirty or only_if_missing:
+            fields["base"] = room.base_json()
+            fields["base_hash"] = room.disk_hash or ""
+        self.state_dirty = self.base_dirty = False
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self.snapshot_key, mapping=fields)
+        pipe.expire(self.snapshot_key, KEY_TTL_SECONDS)
+        pipe.expire(self.stream, KEY_TTL_SECONDS)
+        await pipe.execute()
+
+    async def resync(self) -> None:
+        """Redis is back (maybe empty): republish everything we hold, and ask for the rest."""
+        self._pending.clear()
+        await self.publish_update(self.room.document.ydoc.get_update())
+        await self.request_sync()
+        await self.write_snapshot(only_if_missing=True)
+        await self.publish_awareness(AWARENESS_HELLO)
+        states = self.room.awareness.local_snapshot()
+        if states is not None:
+            await self.publish_awareness(AWARENESS_STATES, states)
+
+    # -- incoming --------------------------------------------------------------------------
+
+    def receive(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        """Stream entries, in order: apply the others' updates as one, answer their requests."""
+        updates = []
+        for entry_id, fields in entries:
+            self.last_id = entry_id.decode()
+            if fields.get(b"o", b"").decode() == self.process:
+                continue
+            kind = fields.get(b"t")
+            if kind == b"u":
+                updates.append(fields[b"u"])
+            elif kind == b"s":
+                missing = self.room.document.ydoc.get_update(fields[b"v"])
+                if missing != EMPTY_UPDATE:
+                    self._send(self.publish_update(missing))
+            elif kind == b"h":
+                self._announced.append(fields[b"h"].decode())
+                self.room.disk_announced()
+        if updates:
+            self.state_dirty = True
+            self.room.apply_remote(updates[0] if len(updates) == 1 else merge_updates(*updates))
+
+    def was_announced(self, disk_hash: str) -> bool:
+        return disk_hash in self._announced
+
+    def receive_awareness(self, message: bytes) -> None:
+        process, kind, payload = message[:32].decode(), message[32:33], message[33:]
+        if process == self.process:
+            return
+        if kind == AWARENESS_HELLO:
+            states = self.room.awareness.local_snapshot()
+            if states is not None:
+                self._send(self.publish_awareness(AWARENESS_STATES, states))
+        elif kind == AWARENESS_STATES:
+            self.room.apply_remote_awareness(process, payload, time.monotonic())
+
+    # -- closing ---------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """The room closes here: finish sending, leave a final snapshot, free the lease."""
+        if self._sends:
+            await asyncio.gather(*self._sends, return_exceptions=True)
+        await self.backplane.detach(self)

@@ -1,0 +1,143 @@
+"""Scale-out: three real server processes on one root, sharing live rooms through a real
+Redis. Clients on different processes converge, the file is written by one process at a
+time, and nothing is lost when a process is killed or Redis restarts empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+
+from jupyter_collab.client import RoomClient
+
+from .conftest import write_notebook
+from .helpers import append_text, disk_sources, eventually, log_lines, sources
+from .redis_cluster import ROLES, ClusterServer, RedisServer, join_at, make_cluster, move_to, set_roles
+
+pytestmark = pytest.mark.skipif(not Path("/usr/bin/redis-server").exists(), reason="needs redis-server")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> Iterator[tuple[RedisServer, list[ClusterServer]]]:
+    base = tmp_path_factory.mktemp("scaleout")
+    redis = RedisServer(base / "redis").start()
+    servers = make_cluster(base, redis, 3)
+    for server in servers:
+        server.start()
+    yield redis, servers
+    for server in servers:
+        server.stop()
+    redis.kill()
+
+
+@pytest.fixture
+def nodes(cluster) -> list[ClusterServer]:
+    """The cluster's servers, all running (a previous test may have killed one)."""
+    redis, servers = cluster
+    if redis.proc is None or redis.proc.poll() is not None:
+        redis.start()
+    set_roles(servers[0].root, ROLES)
+    for server in servers:
+        if server.proc is None or server.proc.poll() is not None:
+            server.start()
+    return servers
+
+
+def converged(clients: list[RoomClient], server: ClusterServer, path: str) -> bool:
+    views = {json.dumps(sources(client)) for client in clients}
+    return len(views) == 1 and json.loads(views.pop()) == disk_sources(server, path)
+
+
+async def close_all(clients: list[RoomClient]) -> None:
+    for client in clients:
+        await client.close()
+
+
+async def test_edits_on_three_processes_converge_and_one_process_saves(nodes):
+    a, b, c = nodes
+    path = write_notebook(a.root, sources=["one", "two", "three"])
+    clients = [await join_at(a, path), await join_at(b, path), await join_at(c, path)]
+    for round_ in range(5):  # concurrent typing on every process, and structure changes
+        for index, client in enumerate(clients):
+            append_text(client, index, f"[{round_}{index}]")
+        await asyncio.sleep(0.01)
+    nb = clients[1].notebook()
+    nb.ycells.append(nb.create_ycell({"cell_type": "markdown", "source": "from b", "metadata": {}}))
+    del clients[2].notebook().ycells[2]
+    clients[0].set_awareness({"cursor": "a's"})
+    expected = ["one" + "".join(f"[{r}0]" for r in range(5)), "two" + "".join(f"[{r}1]" for r in range(5))]
+    await eventually(lambda: converged(clients, a, path) and sources(clients[0]) == [*expected, "from b"])
+    ids = [ycell.get("id") for ycell in clients[2].notebook().ycells]
+    assert len(ids) == len(set(ids)) == 3
+    # Presence crosses processes, with the identity stamped where the client is connected.
+    await eventually(lambda: clients[2].awareness.get(clients[0].doc.client_id, {}).get("cursor") == "a's")
+    assert clients[2].awareness[clients[0].doc.client_id]["user"]["username"] == "alice"
+    # One process (the first to open the room: it holds the save lease) wrote every save.
+    assert a.saves(path) and set(a.saves(path)) == {a.proc.pid}
+    await close_all(clients)
+
+
+async def test_killed_process_clients_move_and_the_lease_moves(nodes):
+    a, b, _ = nodes
+    path = write_notebook(a.root, sources=["x", "y"])
+    on_a = await join_at(a, path)  # a opens the room first: a saves
+    on_b = await join_at(b, path)
+    append_text(on_a, 0, "-before")
+    await eventually(lambda: sources(on_b)[0] == "x-before" and disk_sources(a, path)[0] == "x-before")
+    a.kill()
+    await on_a.wait_closed()
+    append_text(on_a, 1, "-offline")  # made while its process is gone
+    await move_to(on_a, b)  # the load balancer sends it to a surviving process
+    append_text(on_b, 0, "-after")
+    await eventually(lambda: sources(on_a) == sources(on_b) == ["x-before-after", "y-offline"])
+    # b takes the lease over once a's lease runs out, and writes the later edits.
+    await eventually(lambda: disk_sources(b, path) == ["x-before-after", "y-offline"], timeout=20)
+    assert b.saves(path)[-1] == b.proc.pid
+    await close_all([on_a, on_b])
+
+
+async def test_redis_restart_loses_nothing(cluster, nodes):
+    redis, _ = cluster
+    a, b, _ = nodes
+    path = write_notebook(a.root, sources=["p", "q"])
+    on_a, on_b = await join_at(a, path), await join_at(b, path)
+    append_text(on_a, 0, "-1")
+    await eventually(lambda: sources(on_b)[0] == "p-1")
+    redis.kill()  # no persistence: every key, stream and lease is gone
+    append_text(on_a, 0, "-down-a")
+    append_text(on_b, 1, "-down-b")
+    # Each process keeps serving its own clients while Redis is away.
+    second = await join_at(b, path)
+    await eventually(lambda: sources(second) == ["p-1", "q-down-b"])
+    await eventually(lambda: log_lines(a, "lost the redis backplane") and log_lines(b, "lost the redis"))
+    redis.start()  # same port, empty
+    clients = [on_a, on_b, second]
+    await eventually(lambda: converged(clients, a, path) and sources(on_a) == ["p-1-down-a", "q-down-b"], 20)
+    assert log_lines(a, "redis backplane is back") and log_lines(b, "redis backplane is back")
+    append_text(second, 1, "-later")
+    await eventually(lambda: converged(clients, a, path) and sources(on_a)[1] == "q-down-b-later")
+    await close_all(clients)
+
+
+async def test_revocation_on_one_process_reaches_the_others(nodes):
+    a, b, c = nodes
+    path = write_notebook(a.root, sources=["s"])
+    bob_on_b = await join_at(b, path, token="bob-token")
+    bob_on_c = await join_at(c, path, token="bob-token")
+    set_roles(a.root, {**ROLES, "bob": "none"})
+    await AsyncHTTPClient().fetch(
+        HTTPRequest(
+            f"{a.url}/api/collaboration/permissions/recheck",
+            method="POST",
+            body="{}",
+            headers={"Authorization": "token alice-token"},
+        )
+    )
+    assert (await bob_on_b.wait_closed())[0] == 4403
+    assert (await bob_on_c.wait_closed())[0] == 4403
+    await close_all([bob_on_b, bob_on_c])
