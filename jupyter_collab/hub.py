@@ -1,0 +1,178 @@
+"""JupyterHub: roles from the Hub's permissions, per server and per notebook or folder.
+
+On a JupyterHub single-user server, `jupyterhub-singleuser` authenticates every request
+with the Hub and gives us a `JupyterHubUser`: its name, the `user_info` the Hub's
+authenticator provided (name, display name, avatar; JupyterHub >= 5.3) and the scopes of
+the token. The identity fields are stamped on presence by the server core as for any
+user; this module maps the scopes to our roles.
+
+JupyterHub's sharing (5.0+) grants scopes on one server (`POST /hub/api/shares/{owner}/`
+with `{"user": ..., "scopes": [...]}`, every scope filtered to `!server=owner/`): there is
+no path in a Hub scope (custom scope names cannot hold `/` or `.`). So the role comes
+in two layers:
+
+1. **The Hub decides who may come in and the most they may do** on this server: the
+   server's owner is `owner`; a user whose token holds `custom:jupyter-collab:edit` for
+   this server is at most `editor`, `custom:jupyter-collab:view` at most `viewer`, and one
+   with only `access:servers` (a share without our scopes, or an admin) gets
+   `access_role` (default `none`).
+2. **The owner narrows it per notebook or folder** in a shares file on their server
+   (`shares_file`, default `.jupyter-collab-shares.json` in the server's root, hidden from
+   the file browser and from everyone but the owner), e.g.
+   `{"bob": {"reports/*": "viewer", "reports/draft.ipynb": "editor"}, "group:staff": {...},
+   "*": {...}}`. A user with entries only reaches the paths listed (glob, best match
+   wins), and never above the Hub's grant: the file cannot give what the Hub did not. A
+   user without entries keeps the Hub's grant on the whole server.
+
+See docs/deployment.md for the Hub configuration an admin writes.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from traitlets import Unicode
+
+from .permissions import Access, PermissionPolicy, Role
+
+RANK = {Role.NONE: 0, Role.VIEWER: 1, Role.EDITOR: 2, Role.OWNER: 3}
+ROLE_NAMES = {role.value for role in Role}
+
+
+def lowest(*roles: Role) -> Role:
+    return min(roles, key=RANK.__getitem__)
+
+
+def highest(roles: list[Role]) -> Role:
+    return max(roles, key=RANK.__getitem__, default=Role.NONE)
+
+
+def matches(path: str, pattern: str) -> bool:
+    """A glob on API paths; a pattern ending in `/` is a folder and everything below it."""
+    return fnmatch.fnmatch(path, pattern + "*" if pattern.endswith("/") else pattern)
+
+
+class HubPolicy(PermissionPolicy):
+    """Roles from JupyterHub scopes, narrowed per path by the server owner's shares file."""
+
+    owner_role = Unicode(
+        Role.OWNER.value,
+        config=True,
+        help="Role of the server's owner ($JUPYTERHUB_USER) on every document.",
+    )
+    edit_scope = Unicode(
+        "custom:jupyter-collab:edit",
+        config=True,
+        help="Hub scope (declared in c.JupyterHub.custom_scopes) that makes a user an editor "
+        "on a server it is granted for (e.g. custom:jupyter-collab:edit!server=alice/).",
+    )
+    view_scope = Unicode(
+        "custom:jupyter-collab:view",
+        config=True,
+        help="Hub scope that makes a user a viewer on a server it is granted for.",
+    )
+    access_role = Unicode(
+        Role.NONE.value,
+        config=True,
+        help="Role of a user who may access the server (access:servers) but holds neither "
+        "edit_scope nor view_scope for it: a plain JupyterHub share, or a Hub admin.",
+    )
+    shares_file = Unicode(
+        ".jupyter-collab-shares.json",
+        config=True,
+        help="The owner's per-path grants, relative to the server's root directory (or "
+        'absolute): {"user" | "group:name" | "*": {"path glob": "editor|viewer|none"}}. '
+        "Empty string: no per-path grants, the Hub's grant covers the whole server.",
+    )
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._shares: tuple[float, dict[str, dict[str, str]] | None] | None = None
+
+    @property
+    def server_owner(self) -> str:
+        return os.environ.get("JUPYTERHUB_USER", "")
+
+    @property
+    def server_filter(self) -> str:
+        return f"server={self.server_owner}/{os.environ.get('JUPYTERHUB_SERVER_NAME', '')}"
+
+    def is_owner(self, hub_user: dict[str, Any]) -> bool:
+        return hub_user.get("kind", "user") == "user" and hub_user.get("name") == self.server_owner
+
+    def hub_role(self, hub_user: dict[str, Any]) -> Role:
+        """The most this (non-owner) Hub user may do on this server, from their token's scopes."""
+        # Imported here: the policy module stays importable without JupyterHub installed.
+        from jupyterhub.services.auth import check_scopes
+
+        scopes = set(hub_user.get("scopes", []))
+        if check_scopes(f"{self.edit_scope}!{self.server_filter}", scopes):
+            return Role.EDITOR
+        if check_scopes(f"{self.view_scope}!{self.server_filter}", scopes):
+            return Role.VIEWER
+        return Role(self.access_role)
+
+    def shares_path(self, root: Path) -> Path | None:
+        return root / Path(self.shares_file).expanduser() if self.shares_file else None
+
+    def shares(self, path: Path) -> dict[str, dict[str, str]] | None:
+        """The shares file, re-read when it changes: {} when there is none, None when it
+        cannot be read (then non-owners get no access until the owner fixes it: a broken
+        file must not widen what the owner had narrowed)."""
+        try:
+            mtime = path.stat().st_mtime
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            self.log.error("jupyter_collab: cannot read shares file %s: %s", path, exc)
+            return None
+        if self._shares is None or self._shares[0] != mtime:
+            try:
+                data = json.loads(path.read_text())
+                if not isinstance(data, dict):
+                    raise ValueError("not a JSON object")
+            except (OSError, ValueError) as exc:
+                self.log.error("jupyter_collab: unreadable shares file %s: %s", path, exc)
+                data = None
+            self._shares = (mtime, data)
+        return self._shares[1]
+
+    def path_role(
+        self, grants: dict[str, dict[str, str]], hub_user: dict[str, Any], path: str
+    ) -> Role | None:
+        """The owner's grant for this user on this path; None if the file does not list them."""
+        keys = [hub_user.get("name", ""), *(f"group:{g}" for g in hub_user.get("groups") or []), "*"]
+        entries = [grants[key] for key in keys if isinstance(grants.get(key), dict)]
+        if not entries:
+            return None
+        return highest(
+            [
+                Role(role)
+                for entry in entries
+                for pattern, role in entry.items()
+                if role in ROLE_NAMES and matches(path, pattern)
+            ]
+        )
+
+    async def access(self, user: Any, path: str, handler: Any) -> Access:
+        hub_user = getattr(user, "hub_user", None)
+        if not isinstance(hub_user, dict):
+            return Access(Role.NONE)  # not authenticated by JupyterHub
+        if self.is_owner(hub_user):
+            return Access(Role(self.owner_role))
+        role = self.hub_role(hub_user)
+        root = Path(handler.settings.get("server_root_dir", ".")).expanduser()
+        shares_path = self.shares_path(root)
+        if shares_path is None:
+            return Access(role)
+        if (root / path).resolve() == shares_path.resolve():
+            return Access(Role.NONE)  # only the owner edits who may see what
+        grants = self.shares(shares_path)
+        if grants is None:
+            return Access(Role.NONE)
+        granted = self.path_role(grants, hub_user, path)
+        return Access(role if granted is None else lowest(role, granted))

@@ -1,0 +1,124 @@
+"""JupyterHub integration, all real: the Hub from PyPI, configurable-http-proxy from npm,
+single-user servers spawned by the Hub, users who log in through its form, a JupyterHub 5+
+share, and Yjs WebSocket clients connecting through the Hub's public URL.
+
+alice starts her server and shares one notebook with bob as a viewer: a Hub share
+(`access:servers` + `custom:jupyter-collab:view` on her server) narrowed by her shares
+file to that notebook. bob watches her edits live; his own edits are refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tornado.httpclient import HTTPClientError, HTTPRequest
+
+from jupyter_collab.client import RoomClient, open_session, room_url
+
+from .conftest import write_notebook
+from .helpers import eventually, sources
+from .hub_server import PROFILES, HubProcess
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[HubProcess]:
+    started = time.monotonic()
+    hub = HubProcess(tmp_path).start()
+    print(f"hub up in {time.monotonic() - started:.1f}s")
+    yield hub
+    hub.stop()
+
+
+async def join(server_url: str, path: str, token: str) -> RoomClient:
+    """Join a room with the token in the Authorization header, not only in the URL: a
+    JupyterHub server ignores `?token=` on a WebSocket unless the request says
+    `Sec-Fetch-Mode: websocket`, which browsers send and tornado's client does not."""
+    session = await open_session(server_url, path, token)
+    request = HTTPRequest(room_url(server_url, session, token), headers={"Authorization": f"token {token}"})
+    return await RoomClient(request).connect(timeout=30)  # type: ignore[arg-type]
+
+
+async def test_owner_shares_one_notebook_with_a_viewer_through_the_hub(hub: HubProcess) -> None:
+    for user in ("alice", "bob"):
+        await asyncio.to_thread(hub.login, user)
+    alice_token, bob_token, bob_probe = [
+        await asyncio.to_thread(hub.user_token, user) for user in ("alice", "bob", "bob")
+    ]
+    started = time.monotonic()
+    await asyncio.to_thread(hub.api, "POST", "/users/alice/server", alice_token)
+    await asyncio.to_thread(hub.wait_for_server, "alice")
+    print(f"alice's server up in {time.monotonic() - started:.1f}s")
+    home = hub.home("alice")
+    (home / "shared").mkdir()
+    shared = write_notebook(home, "shared/analysis.ipynb", ["data = 1"])
+    private = write_notebook(home, "private.ipynb", ["secret = 42"])
+    alice_url = f"{hub.url}/user/alice"  # through the proxy, as a browser would
+
+    # Before sharing, bob cannot reach alice's server at all (the Hub says so).
+    with pytest.raises(HTTPClientError) as refused:
+        await open_session(alice_url, shared, bob_probe)
+    assert refused.value.code == 403
+
+    # alice shares her server with bob as a viewer (her own token, JupyterHub's share API),
+    # and narrows the share to one notebook in her shares file (written as in a terminal).
+    scopes = ["access:servers!server=alice/", "custom:jupyter-collab:view!server=alice/"]
+    share = {"user": "bob", "scopes": scopes}
+    granted = await asyncio.to_thread(hub.api, "POST", "/shares/alice/", alice_token, share)
+    assert "custom:jupyter-collab:view!server=alice/" in granted["scopes"]
+    # "editor" here is capped by the Hub's grant: the file never gives more than the Hub.
+    shares_file = home / ".jupyter-collab-shares.json"
+    shares_file.write_text(json.dumps({"bob": {"shared/analysis.ipynb": "editor"}}))
+
+    alice = await join(alice_url, shared, alice_token)
+    bob = await join(alice_url, shared, bob_token)
+    assert (alice.role, bob.role) == ("owner", "viewer")
+
+    # bob appears in alice's presence with the identity the Hub gave him.
+    def bobs_state() -> dict | None:
+        return next((s["user"] for s in alice.awareness.values() if s["user"]["username"] == "bob"), None)
+
+    bob.set_awareness({"cursor": 1})
+    stamped = await eventually(bobs_state, timeout=20)
+    assert stamped["display_name"] == PROFILES["bob"]["display_name"]
+    assert stamped["avatar_url"] == PROFILES["bob"]["avatar_url"]
+    assert stamped["role"] == "viewer"
+
+    # alice's edits reach bob live.
+    alice.notebook().ycells[0]["source"].insert(0, "# live from alice\n")
+    await eventually(lambda: sources(bob) == ["# live from alice\ndata = 1"], timeout=20)
+    await eventually(lambda: "live from alice" in (home / shared).read_text(), timeout=20)
+    disk_before = (home / shared).read_text()
+
+    # bob's edit is refused: he is told, closed with 1003, and nothing reaches alice or disk.
+    bob.notebook().ycells[0]["source"].insert(0, "# bob was here\n")
+    code, reason = await bob.wait_closed(timeout=20)
+    assert code == 1003 and json.loads(reason)["reason"] == "permission_denied"
+    assert any(n.get("type") == "denied" and n.get("role") == "viewer" for n in bob.notices)
+    await asyncio.sleep(1.0)  # longer than the save delays: a refused edit would be on disk by now
+    assert sources(alice) == ["# live from alice\ndata = 1"]
+    assert (home / shared).read_text() == disk_before
+
+    # The share covers that notebook only: not her other notebooks, nor the shares file.
+    for path in (private, ".jupyter-collab-shares.json"):
+        with pytest.raises(HTTPClientError) as other:
+            await open_session(alice_url, path, bob_token)
+        assert other.value.code == 403, path
+    # alice herself still owns everything on her server.
+    assert (await open_session(alice_url, private, alice_token))["fileId"]
+
+    # Revoking the share on the Hub locks bob out of the server. (A server caches what a
+    # token may do for a few minutes, so the test asks with a token it has not seen yet:
+    # see docs/deployment.md.)
+    await asyncio.to_thread(hub.api, "PATCH", "/shares/alice/", alice_token, share)
+    fresh_token = await asyncio.to_thread(hub.user_token, "bob")
+    with pytest.raises(HTTPClientError) as revoked:
+        await open_session(alice_url, shared, fresh_token)
+    assert revoked.value.code == 403
+    await alice.close()
