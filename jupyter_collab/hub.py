@@ -24,6 +24,11 @@ in two layers:
    wins), and never above the Hub's grant: the file cannot give what the Hub did not. A
    user without entries keeps the Hub's grant on the whole server.
 
+A Hub share also opens the whole Jupyter server (files, kernels, terminals) to the user,
+and `jupyterhub-singleuser` allows an admitted user everything: "let her watch this
+notebook" would be "let her run code as me". `HubAuthorizer` closes that: non-owners may
+do on the server only what their Hub role allows (`HubAuthorizer.permissions`).
+
 See docs/deployment.md for the Hub configuration an admin writes.
 """
 
@@ -35,7 +40,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from traitlets import Unicode
+from jupyter_server.auth.authorizer import Authorizer
+from traitlets import Dict, Instance, Unicode, default
 
 from .permissions import Access, PermissionPolicy, Role
 
@@ -176,3 +182,57 @@ class HubPolicy(PermissionPolicy):
             return Access(Role.NONE)
         granted = self.path_role(grants, hub_user, path)
         return Access(role if granted is None else lowest(role, granted))
+
+
+# What a non-owner may do on the server, by Hub role. JupyterLab needs these reads to show a
+# notebook; writing files, running code and terminals are the owner's unless configured.
+GUEST_PERMISSIONS = {
+    Role.VIEWER.value: {
+        "api": ["read"],
+        "config": ["read"],
+        "contents": ["read"],
+        "kernelspecs": ["read"],
+        "kernels": ["read"],
+        "sessions": ["read"],
+    },
+    Role.EDITOR.value: {
+        "api": ["read"],
+        "config": ["read"],
+        "contents": ["read", "write"],
+        "kernelspecs": ["read"],
+        "kernels": ["read"],
+        "sessions": ["read"],
+    },
+}
+
+
+class HubAuthorizer(Authorizer):
+    """The server's own authorization (`c.ServerApp.authorizer_class`) on a Hub server:
+    the owner may do everything; anyone else what `permissions` lists for their Hub role
+    (from `HubPolicy`: its scopes and `access_role`; per-path shares do not apply here)."""
+
+    permissions = Dict(
+        config=True,
+        help="""Hub role -> {resource: [actions]} allowed to non-owners, e.g. to let editors run
+        code: {"editor": {..., "kernels": ["read", "write", "execute"], "sessions": ["read",
+        "write"]}}. Resources and actions are Jupyter Server's (contents, kernels, sessions,
+        terminals, ...; read, write, execute). A role not listed may do nothing.""",
+    )
+    policy = Instance(HubPolicy)
+
+    @default("permissions")
+    def _default_permissions(self) -> dict[str, dict[str, list[str]]]:
+        return GUEST_PERMISSIONS
+
+    @default("policy")
+    def _default_policy(self) -> HubPolicy:
+        return HubPolicy(parent=self, log=self.log)
+
+    def is_authorized(self, handler: Any, user: Any, action: str, resource: str) -> bool:
+        hub_user = getattr(user, "hub_user", None)
+        if not isinstance(hub_user, dict):
+            return False
+        if self.policy.is_owner(hub_user):
+            return True
+        allowed = self.permissions.get(self.policy.hub_role(hub_user).value, {})
+        return action in allowed.get(resource, [])

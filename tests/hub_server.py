@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from http.cookiejar import CookieJar
@@ -123,6 +124,7 @@ c.Spawner.http_timeout = 60
 SINGLEUSER_CONFIG = """
 c.ServerApp.jpserver_extensions = {"jupyter_collab": True}
 c.CollabApp.permission_policy_class = "jupyter_collab.hub.HubPolicy"
+c.ServerApp.authorizer_class = "jupyter_collab.hub.HubAuthorizer"
 c.CollabApp.document_save_delay = 0.2
 c.CollabApp.max_save_delay = 0.5
 c.CollabApp.file_poll_interval = 0.2
@@ -202,6 +204,20 @@ class HubProcess:
         with urllib.request.urlopen(request, timeout=30) as response:
             text = response.read()
         return json.loads(text) if text else None
+
+    def server_api(self, method: str, url: str, token: str, body: Any = None) -> int:
+        """The HTTP status of a single-user server's REST call (through the proxy)."""
+        request = urllib.request.Request(
+            url,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
 
     def login(self, username: str) -> None:
         """Log in through the Hub's login form, as a browser does (sets the user's user_info)."""

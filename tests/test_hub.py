@@ -113,6 +113,18 @@ async def test_owner_shares_one_notebook_with_a_viewer_through_the_hub(hub: HubP
     # alice herself still owns everything on her server.
     assert (await open_session(alice_url, private, alice_token))["fileId"]
 
+    # Nor can the viewer get around the room through the server's own API (HubAuthorizer):
+    # he may read files, but not write them, start kernels (run code as alice) or terminals.
+    def status(method: str, api: str, token: str = bob_token, body: object = None) -> int:
+        return hub.server_api(method, f"{alice_url}/api/{api}", token, body)
+
+    new_file = {"type": "file", "format": "text", "content": "x"}
+    assert await asyncio.to_thread(status, "GET", f"contents/{shared}") == 200
+    assert await asyncio.to_thread(status, "PUT", "contents/bob.txt", bob_token, new_file) == 403
+    assert await asyncio.to_thread(status, "POST", "kernels", bob_token, {"name": "python3"}) == 403
+    assert await asyncio.to_thread(status, "POST", "terminals") == 403
+    assert await asyncio.to_thread(status, "PUT", "contents/alice.txt", alice_token, new_file) == 201
+
     # Revoking the share on the Hub locks bob out of the server. (A server caches what a
     # token may do for a few minutes, so the test asks with a token it has not seen yet:
     # see docs/deployment.md.)
