@@ -74,7 +74,14 @@ class Reader:
         return self.pos >= len(self.data)
 
 
+_ONE_BYTE = [bytes([value]) for value in range(0x80)]  # most lengths, types and keys
+
+
 def var_uint(value: int) -> bytes:
+    if 0 <= value < 0x80:
+        return _ONE_BYTE[value]
+    if value < 0x4000:
+        return bytes((0x80 | (value & 0x7F), value >> 7))
     out = bytearray()
     while value > 0x7F:
         out.append(0x80 | (value & 0x7F))
