@@ -164,10 +164,24 @@ class HubPolicy(PermissionPolicy):
             ]
         )
 
+    async def hub_user_now(self, user: Any, handler: Any) -> dict[str, Any] | None:
+        """What the Hub says of the request's token now, not when the connection opened, so
+        that a share revoked on the Hub reaches open connections at the next permission
+        re-check (the server's HubAuth caches answers for `c.HubAuth.cache_max_age`).
+        None: the token no longer admits its user to this server."""
+        hub_auth = getattr(handler.identity_provider, "hub_auth", None)
+        token = hub_auth.get_token(handler) if hub_auth is not None else None
+        if not token:
+            return getattr(user, "hub_user", None)
+        model = await hub_auth.user_for_token(token, session_id=hub_auth.get_session_id(handler), sync=False)
+        if model is None or not hub_auth.check_scopes(hub_auth.access_scopes, model):
+            return None
+        return model
+
     async def access(self, user: Any, path: str, handler: Any) -> Access:
-        hub_user = getattr(user, "hub_user", None)
+        hub_user = await self.hub_user_now(user, handler)
         if not isinstance(hub_user, dict):
-            return Access(Role.NONE)  # not authenticated by JupyterHub
+            return Access(Role.NONE)  # not (or no longer) admitted by JupyterHub
         if self.is_owner(hub_user):
             return Access(Role(self.owner_role))
         role = self.hub_role(hub_user)

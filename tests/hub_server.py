@@ -125,6 +125,7 @@ SINGLEUSER_CONFIG = """
 c.ServerApp.jpserver_extensions = {"jupyter_collab": True}
 c.CollabApp.permission_policy_class = "jupyter_collab.hub.HubPolicy"
 c.ServerApp.authorizer_class = "jupyter_collab.hub.HubAuthorizer"
+c.HubAuth.cache_max_age = 1  # revocations on the Hub reach the server within a second
 c.CollabApp.document_save_delay = 0.2
 c.CollabApp.max_save_delay = 0.5
 c.CollabApp.file_poll_interval = 0.2

@@ -48,16 +48,17 @@ NOTEBOOK = "demo/welcome.ipynb"
 
 
 def repository_copy(dest: Path) -> Path:
-    """The repository as a clone would have it: the files git tracks (as in the working tree)."""
+    """The repository as a clone of the working tree would have it: the files git tracks or
+    would track (not ignored), as they are now; never a node_modules (a build installs it)."""
     listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached"],
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=REPO,
         check=True,
         capture_output=True,
     ).stdout.decode()
     for name in filter(None, listed.split("\0")):
         source = REPO / name
-        if source.is_file():
+        if source.is_file() and "node_modules" not in Path(name).parts:
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, dest / name)
     return dest

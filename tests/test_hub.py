@@ -14,6 +14,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from tornado.httpclient import HTTPClientError, HTTPRequest
@@ -21,7 +22,7 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 from jupyter_collab.client import RoomClient, open_session, room_url
 
 from .conftest import write_notebook
-from .helpers import eventually, sources
+from .helpers import eventually, recheck_permissions, sources
 from .hub_server import PROFILES, HubProcess
 
 pytestmark = pytest.mark.timeout(240)
@@ -125,12 +126,17 @@ async def test_owner_shares_one_notebook_with_a_viewer_through_the_hub(hub: HubP
     assert await asyncio.to_thread(status, "POST", "terminals") == 403
     assert await asyncio.to_thread(status, "PUT", "contents/alice.txt", alice_token, new_file) == 201
 
-    # Revoking the share on the Hub locks bob out of the server. (A server caches what a
-    # token may do for a few minutes, so the test asks with a token it has not seen yet:
-    # see docs/deployment.md.)
+    # Revoking the share on the Hub locks bob out: his open connection at the next
+    # permission re-check (the servers here cache the Hub's answers for 1 s, see
+    # docs/deployment.md), and any new request.
+    bob = await join(alice_url, shared, bob_token)
+    assert bob.role == "viewer"
     await asyncio.to_thread(hub.api, "PATCH", "/shares/alice/", alice_token, share)
-    fresh_token = await asyncio.to_thread(hub.user_token, "bob")
+    await asyncio.sleep(1.5)
+    await recheck_permissions(SimpleNamespace(url=alice_url), alice_token)
+    code, _ = await bob.wait_closed(timeout=20)
+    assert code == 4403
     with pytest.raises(HTTPClientError) as revoked:
-        await open_session(alice_url, shared, fresh_token)
+        await open_session(alice_url, shared, bob_token)
     assert revoked.value.code == 403
     await alice.close()
