@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from . import scenarios
+from . import scaleout, scenarios
 from .pool import Pool
 from .servers import (
     REFERENCE_VENV,
@@ -29,7 +29,8 @@ from .servers import (
 )
 from .stats import MachineCpu
 
-ORDER = ["join", "fanout", "presence", "rooms", "connections"]
+ORDER = ["join", "fanout", "presence", "rooms", "connections", "scaleout"]
+SCENARIOS = {**scenarios.SCENARIOS, "scaleout": scaleout.scaleout}
 
 FULL: dict[str, dict[str, Any]] = {
     "join": {"sizes": [10, 200, 2000], "cold": 3, "warm": 5, "budget": 150},
@@ -67,6 +68,7 @@ FULL: dict[str, dict[str, Any]] = {
         "step_timeout": 90.0,
         "budget": 200,
     },
+    "scaleout": scaleout.FULL,
 }
 
 QUICK: dict[str, dict[str, Any]] = {
@@ -109,6 +111,7 @@ QUICK: dict[str, dict[str, Any]] = {
         "step_timeout": 10.0,
         "budget": 15,
     },
+    "scaleout": scaleout.QUICK,
 }
 
 # What the table shows per scenario: (metric key, label, unit, higher is better)
@@ -146,6 +149,7 @@ COLUMNS = {
         ("connections", "held", "", True),
         ("connects_per_s", "connects/s", "", True),
     ],
+    "scaleout": scaleout.COLUMNS,
 }
 
 
@@ -363,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
                     pool, params[name], log, deadline=time.monotonic() + params[name]["budget"]
                 )
                 try:
-                    per_impl[impl] = scenarios.SCENARIOS[name](ctx, server)
+                    per_impl[impl] = SCENARIOS[name](ctx, server)
                 except Exception as exc:  # noqa: BLE001 - report and go on with the next one
                     log(traceback.format_exc())
                     scenario_notes.append(f"{impl}: {name} failed: {type(exc).__name__}: {exc}"[:500])

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from jupyter_collab.client import RoomClient
@@ -53,6 +55,12 @@ def converged(clients: list[RoomClient], server: ClusterServer, path: str) -> bo
     return len(views) == 1 and json.loads(views.pop()) == disk_sources(server, path)
 
 
+async def two_clients(a: ClusterServer, b: ClusterServer, *cells: str) -> tuple[str, RoomClient, RoomClient]:
+    """A new notebook, opened first on `a` (so that `a` holds its save lease), then on `b`."""
+    path = write_notebook(a.root, sources=list(cells))
+    return path, await join_at(a, path), await join_at(b, path)
+
+
 async def close_all(clients: list[RoomClient]) -> None:
     for client in clients:
         await client.close()
@@ -84,9 +92,7 @@ async def test_edits_on_three_processes_converge_and_one_process_saves(nodes):
 
 async def test_killed_process_clients_move_and_the_lease_moves(nodes):
     a, b, _ = nodes
-    path = write_notebook(a.root, sources=["x", "y"])
-    on_a = await join_at(a, path)  # a opens the room first: a saves
-    on_b = await join_at(b, path)
+    path, on_a, on_b = await two_clients(a, b, "x", "y")  # a saves
     append_text(on_a, 0, "-before")
     await eventually(lambda: sources(on_b)[0] == "x-before" and disk_sources(a, path)[0] == "x-before")
     a.kill()
@@ -104,8 +110,7 @@ async def test_killed_process_clients_move_and_the_lease_moves(nodes):
 async def test_redis_restart_loses_nothing(cluster, nodes):
     redis, _ = cluster
     a, b, _ = nodes
-    path = write_notebook(a.root, sources=["p", "q"])
-    on_a, on_b = await join_at(a, path), await join_at(b, path)
+    path, on_a, on_b = await two_clients(a, b, "p", "q")
     append_text(on_a, 0, "-1")
     await eventually(lambda: sources(on_b)[0] == "p-1")
     redis.kill()  # no persistence: every key, stream and lease is gone
@@ -141,3 +146,26 @@ async def test_revocation_on_one_process_reaches_the_others(nodes):
     assert (await bob_on_b.wait_closed())[0] == 4403
     assert (await bob_on_c.wait_closed())[0] == 4403
     await close_all([bob_on_b, bob_on_c])
+
+
+async def test_process_behind_the_trim_point_repairs_itself(cluster, nodes):
+    server, _ = cluster
+    a, b, _ = nodes
+    _, on_a, on_b = await two_clients(a, b, "m", "n")
+    assert b.proc is not None
+    b.proc.send_signal(signal.SIGSTOP)  # b stops reading (a long pause)
+    try:
+        for i in range(5):
+            append_text(on_a, 0, f"-{i}")
+            await asyncio.sleep(0.02)
+        room = on_a.url.split("/room/")[1].split("?")[0]
+        await eventually(lambda: sources(on_a)[0] == "m-0-1-2-3-4")
+        with redis.Redis(port=server.port) as r:  # everything b has not read is trimmed away
+            stream = f"collab:{{{room}}}:updates"
+            await eventually(lambda: r.xlen(stream) > 0)
+            r.xtrim(stream, maxlen=0)
+    finally:
+        b.proc.send_signal(signal.SIGCONT)
+    await eventually(lambda: sources(on_b) == ["m-0-1-2-3-4", "n"])
+    assert log_lines(b, "repairing by state exchange")
+    await close_all([on_a, on_b])

@@ -2,11 +2,14 @@
 
 Per room, Redis holds:
 
-- `collab:{room}:updates`, a stream of entries `{o: process, t: kind, ...}`: `u` a Yjs
-  update (`u`), `s` a state-vector request (`v`: "send me what I lack"), `h` the hash of
-  what the lease holder just wrote or merged from disk. Every process reads it from the
-  last id it applied; Yjs updates are idempotent, so reading one twice is harmless. It is
-  trimmed to about `STREAM_MAXLEN` entries (the retention window for catch-up).
+- `collab:{room}:updates`, a stream of entries `{o: process, n: its sequence number,
+  t: kind, ...}`: `u` a Yjs update (`u`), `s` a state-vector request (`v`: "send me what I
+  lack"), `h` the hash of what the lease holder just wrote or merged from disk. Every
+  process reads it from the last id it applied; Yjs updates are idempotent, so reading one
+  twice is harmless. It is trimmed to about `STREAM_MAXLEN` entries (the retention window
+  for catch-up); a process that lags behind the trim point sees a gap in some process's
+  sequence numbers (or, when it opens the room, in the stream's trimmed ids) and repairs
+  itself with a state-vector request, which every other process answers with what it lacks.
 - `collab:{room}:snapshot`, a hash `{state, id, base, base_hash}` written by the lease
   holder: the full document as of stream id `id`, and the content last written to (or read
   from) disk. A process opening the room starts from it and reads the stream from `id`.
@@ -66,6 +69,9 @@ class RoomLink:
         self._pending: list[bytes] = []
         self._announced: deque[str] = deque(maxlen=16)
         self._sends: set[asyncio.Task] = set()
+        self._tail: asyncio.Future | None = None  # the last send: sends go out in order
+        self._sequence = 0  # entries this process added to the stream
+        self._seen: dict[str, int] = {}  # the last sequence number read from each process
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -165,9 +171,17 @@ class RoomLink:
             self._send(self.publish_awareness(AWARENESS_STATES, awareness))
 
     def _send(self, command: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(self.backplane.guarded(command))
+        """Send in the background, after the previous send (so sequence numbers arrive in
+        order); a failure marks Redis as lost, and the resync that follows covers it."""
+        task = asyncio.ensure_future(self._after(self._tail, command))
+        self._tail = task
         self._sends.add(task)
         task.add_done_callback(self._sends.discard)
+
+    async def _after(self, previous: asyncio.Future | None, command: Awaitable[Any]) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])
+        await self.backplane.guarded(command)
 
     async def publish_update(self, update: bytes) -> None:
         await self._xadd({"t": "u", "u": update})
@@ -182,8 +196,12 @@ class RoomLink:
             self._send(self._xadd({"t": "h", "h": disk_hash}))
 
     async def _xadd(self, fields: dict[str, Any]) -> None:
+        self._sequence += 1
         await self.redis.xadd(
-            self.stream, {"o": self.process, **fields}, maxlen=STREAM_MAXLEN, approximate=True
+            self.stream,
+            {"o": self.process, "n": self._sequence, **fields},
+            maxlen=STREAM_MAXLEN,
+            approximate=True,
         )
 
     async def publish_awareness(self, kind: bytes, payload: bytes = b"") -> None:
@@ -221,10 +239,16 @@ class RoomLink:
     def receive(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         """Stream entries, in order: apply the others' updates as one, answer their requests."""
         updates = []
+        gap = False
         for entry_id, fields in entries:
             self.last_id = entry_id.decode()
-            if fields.get(b"o", b"").decode() == self.process:
+            origin = fields.get(b"o", b"").decode()
+            if origin == self.process:
                 continue
+            sequence = int(fields.get(b"n", 0))
+            previous = self._seen.get(origin)
+            gap = gap or (previous is not None and sequence > previous + 1)
+            self._seen[origin] = max(sequence, previous or 0)
             kind = fields.get(b"t")
             if kind == b"u":
                 updates.append(fields[b"u"])
@@ -238,6 +262,12 @@ class RoomLink:
         if updates:
             self.state_dirty = True
             self.room.apply_remote(updates[0] if len(updates) == 1 else merge_updates(*updates))
+        if gap:
+            self.room.log.info(
+                "jupyter_collab: missed entries of the stream of %s; repairing by state exchange",
+                self.room.room_id,
+            )
+            self._send(self.request_sync())
 
     def was_announced(self, disk_hash: str) -> bool:
         return disk_hash in self._announced

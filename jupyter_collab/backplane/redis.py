@@ -39,6 +39,8 @@ LEASE_SECONDS = 3.0  # a dead holder's rooms are saved again at most this long a
 PRESENCE_SECONDS = 10.0  # presence is re-announced this often; silent for 3x: gone
 OPEN_TIMEOUT = 15.0  # how long opening a room waits for Redis or for another process loading it
 MAX_BACKOFF = 2.0
+READ_BLOCK_MS = 1000
+STALL_SECONDS = 2.0  # a read that returns this much later than it could have: we were stalled
 ERRORS = (RedisError, OSError)
 
 # Compare-and-renew / compare-and-delete: only the holder may extend or free its lease.
@@ -55,7 +57,7 @@ class RedisBackplane(LocalBackplane):
     def __init__(self, url: str, *, log: logging.Logger, lease_seconds: float = LEASE_SECONDS) -> None:
         self.url = url
         self.log = log
-        self.redis = Redis.from_url(url, socket_connect_timeout=2.0)
+        self.redis = Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
         self.process = uuid.uuid4().hex
         self.lease_ms = int(lease_seconds * 1000)
         self.lease_valid = lease_seconds * 0.8  # our own view ends before Redis's
@@ -179,13 +181,19 @@ class RedisBackplane(LocalBackplane):
                     await self._recover()
                 streams = {self._wake_key: self._wake_id}
                 streams.update({link.stream: link.last_id for link in self.links.values()})
-                replies = await self.redis.xread(streams, count=1000, block=1000)
+                started = time.monotonic()
+                replies = await self.redis.xread(streams, count=1000, block=READ_BLOCK_MS)
                 backoff = 0.1
             except ERRORS as exc:
                 self.lost(exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
                 continue
+            # Paused (SIGSTOP, a blocked event loop) or far behind: entries may have been
+            # trimmed before we read them; look at each stream's trimmed ids.
+            stalled = time.monotonic() - started > READ_BLOCK_MS / 1000 + STALL_SECONDS
+            for link in self.links.values() if stalled else ():
+                self._background_task(self.guarded(link.check_gap(streams[link.stream])))
             by_stream = {link.stream: link for link in self.links.values()}
             for key, entries in replies or []:
                 name = key.decode()
@@ -200,7 +208,7 @@ class RedisBackplane(LocalBackplane):
                     link.receive(entries)
                 except Exception:
                     self.log.exception("jupyter_collab: bad update on the stream of %s", link.room.room_id)
-                if len(entries) == 1000:  # far behind: maybe behind the trim point too
+                if len(entries) == 1000 and not stalled:
                     self._background_task(self.guarded(link.check_gap(since)))
 
     async def _listen_loop(self) -> None:

@@ -124,10 +124,8 @@ class AwarenessTable:
 
     def take_local_changes(self) -> bytes | None:
         """Encoded update of the local changes since the last call (to publish them)."""
-        if not self._local_changed:
-            return None
-        changes, self._local_changed = list(self._local_changed.values()), {}
-        return encode_awareness(changes)
+        changes, self._local_changed = self._local_changed, {}
+        return encode_awareness(list(changes.values())) if changes else None
 
     def local_snapshot(self) -> bytes | None:
         """Encoded update of every state announced on this process (for other processes)."""
