@@ -44,7 +44,7 @@ class CaretMarker implements LayerMarker {
     readonly color: string,
     readonly name: string,
     readonly idle: boolean,
-    readonly below: boolean
+    readonly beside: boolean
   ) {}
 
   draw(): HTMLElement {
@@ -63,7 +63,7 @@ class CaretMarker implements LayerMarker {
     dom.style.height = `${this.rect.height}px`;
     dom.style.borderLeftColor = this.color;
     dom.classList.toggle('jp-mod-idle', this.idle);
-    dom.classList.toggle('jp-mod-below', this.below);
+    dom.classList.toggle('jp-mod-beside', this.beside);
     const label = dom.firstChild as HTMLElement;
     label.textContent = this.name;
     label.style.backgroundColor = this.color;
@@ -77,7 +77,7 @@ class CaretMarker implements LayerMarker {
       other.color === this.color &&
       other.name === this.name &&
       other.idle === this.idle &&
-      other.below === this.below
+      other.beside === this.beside
     );
   }
 }
@@ -145,7 +145,7 @@ export function remoteCursors(awareness: Awareness, ytext: Y.Text): Extension {
         const name = r.user?.display_name || r.user?.name || 'Anonymous';
         const idle = now - (seen.get(r.clientID) ?? now) > IDLE_MS;
         for (const rect of RectangleMarker.forRange(view, 'jp-collab-caretRect', EditorSelection.cursor(pos))) {
-          // A label above the first line would be clipped by the editor: put it below.
+          // A label above the first line would be clipped by the editor: put it beside.
           markers.push(new CaretMarker(rect, color, name, idle, rect.top < 14));
         }
       }

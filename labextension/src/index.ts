@@ -122,6 +122,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
           }
         });
       });
+      // Toolbar buttons and menus re-ask isEnabled (see guardCommands).
+      open.room.rightsChanged.connect(() => app.commands.notifyCommandChanged());
       open.room.notice.connect((__, body) => {
         if (body.type === 'denied') {
           Notification.warning(`${open.path}: ${body.reason ?? 'change refused'}`, { autoClose: 5000 });
@@ -142,6 +144,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       },
       () => Notification.info('View only: you cannot change this document.', { autoClose: 3000 })
     );
+
+    labShell?.currentChanged.connect(() => app.commands.notifyCommandChanged());
 
     // Who is on which document.
     const global = new GlobalPresence(drive.serverSettings, app.serviceManager.user);

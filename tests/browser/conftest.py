@@ -55,16 +55,18 @@ c.LabApp.user_settings_dir = {settings!r}
 """
 
 
-def lab_server(base: Path, front_end: str) -> ServerProcess:
-    """A JupyterLab server with only `front_end` ("ours" or "theirs") enabled."""
+def lab_server(base: Path, front_end: str, extra_config: str = "") -> ServerProcess:
+    """A JupyterLab server with `front_end` ("ours", "theirs" or "both") enabled."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     config_dir = base / "config" / "labconfig"
     config_dir.mkdir(parents=True, exist_ok=True)
     if front_end == "ours":
         disabled = {THEIRS: True, **{name: False for name in REPLACED_BY_THEIRS}}
-    else:
+    elif front_end == "theirs":
         disabled = {OURS: True}
+    else:
+        disabled = {}
     (config_dir / "page_config.json").write_text(json.dumps({"disabledExtensions": disabled}))
     settings = base / "user-settings"
     notification = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
@@ -72,15 +74,15 @@ def lab_server(base: Path, front_end: str) -> ServerProcess:
     # No "news" or "update" toasts over the screenshots.
     notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
     extra = LAB_CONFIG.format(workspaces=str(base / "workspaces"), settings=str(settings))
-    return ServerProcess(base, app="jupyterlab", extra_config=extra)
+    return ServerProcess(base, app="jupyterlab", extra_config=extra + extra_config)
 
 
 @pytest.fixture
 def make_lab(tmp_path: Path) -> Iterator[Any]:
     started: list[ServerProcess] = []
 
-    def make(front_end: str = "ours") -> ServerProcess:
-        server = lab_server(tmp_path / f"lab-{len(started)}", front_end).start(timeout=60)
+    def make(front_end: str = "ours", extra_config: str = "") -> ServerProcess:
+        server = lab_server(tmp_path / f"lab-{len(started)}", front_end, extra_config).start(timeout=60)
         started.append(server)
         return server
 
