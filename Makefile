@@ -7,15 +7,20 @@ PIP := $(PY) -m pip
 
 .PHONY: lab test lint clean system-deps bench
 
-$(VENV)/.installed-%: pyproject.toml
+# The editable install builds the JupyterLab front end (labextension/) when its sources
+# are newer than the last build.
+$(VENV)/.installed-%: pyproject.toml labextension/package.json $(wildcard labextension/src/*.ts)
 	python3 -m venv $(VENV)
 	$(PIP) install -q -U pip
 	$(PIP) install -q -e ".[$*]"
 	touch $@
 
+# JUPYTER_CONFIG_PATH: our front end, not the Jupyter project's one, even in a .venv that
+# has it too (the test extra installs it for the wire-compatibility test).
 lab: $(VENV)/.installed-lab
 	mkdir -p demo-run && cp -n demo/*.ipynb demo-run/ 2>/dev/null || true
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=demo-run --LabApp.default_url=/lab/tree/welcome.ipynb \
+	JUPYTER_CONFIG_PATH=$(CURDIR)/jupyter-config/make-lab$(if $(JUPYTER_CONFIG_PATH),:$(JUPYTER_CONFIG_PATH)) \
+	  $(VENV)/bin/jupyter lab --ServerApp.root_dir=demo-run --LabApp.default_url=/lab/tree/welcome.ipynb \
 	  $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 lint: $(VENV)/.installed-test

@@ -112,6 +112,18 @@ async def open_document(browser: Any, server: ServerProcess, who: str, path: str
     return page
 
 
+# Is a string shown in any cell editor of the page?
+SHOWS_TEXT = "m => [...document.querySelectorAll('.cm-content')].some(e => e.innerText.includes(m))"
+CELL = ".jp-Notebook .jp-CodeCell .cm-content"
+
+
+async def type_in(page: Any, editor: str, text: str, *, index: int = 0, at_end: bool = True) -> None:
+    """Click into the `index`-th editor matching `editor` and type at its end (or start)."""
+    await page.locator(editor).nth(index).click()
+    await page.keyboard.press("Control+End" if at_end else "Control+Home")
+    await page.keyboard.type(text, delay=10)
+
+
 def _console(who: str, msg: Any) -> None:
     if msg.type in ("error", "warning") and "jupyter-collab" in msg.text:
         print(f"[{who} console] {msg.type}: {msg.text}")

@@ -1,4 +1,6 @@
-"""Our JupyterLab front end (labextension/) in a real headless Chromium, several users at once."""
+"""Our JupyterLab front end (labextension/) in a real headless Chromium, with two or three
+users (browser contexts with their own tokens) on one notebook; the server is a real
+`jupyter lab` subprocess with the Jupyter project's front end disabled."""
 
 from __future__ import annotations
 
@@ -6,30 +8,53 @@ import json
 
 from ..conftest import write_notebook
 from ..helpers import disk_sources, eventually, recheck_permissions
-from .conftest import open_document, screenshot
+from .conftest import CELL, SHOWS_TEXT, open_document, screenshot, type_in
 
-CELL = ".jp-Notebook .jp-CodeCell .cm-content"
 READY = ".jp-NotebookPanel-toolbar .jp-collab-status-connected"
-SHOWS_TEXT = (
-    "m => [...document.querySelectorAll('.jp-Notebook .cm-content')].some(e => e.innerText.includes(m))"
-)
+TOOLBAR = ".jp-NotebookPanel-toolbar"
 
 
 async def test_two_users_type_and_see_each_other(make_lab, browser):
     lab = make_lab("ours")
-    path = write_notebook(lab.root, "shared.ipynb", sources=["x = 1", "y = 2"])
+    path = write_notebook(lab.root, "shared.ipynb", sources=["import math", "radius = 2", "area = math.pi"])
     alice = await open_document(browser, lab, "alice", path, selector=READY)
     bob = await open_document(browser, lab, "bob", path, selector=READY)
-    await alice.locator(CELL).first.click()
-    await alice.keyboard.press("Control+End")
-    await alice.keyboard.type("\n# typed by alice", delay=10)
-    await bob.wait_for_function(SHOWS_TEXT, arg="# typed by alice", timeout=15_000)
-    await alice.wait_for_selector('.jp-collab-avatars [data-username="bob"]', timeout=15_000)
-    await bob.wait_for_selector('.jp-collab-avatars [data-username="alice"]', timeout=15_000)
-    await bob.wait_for_selector(".jp-collab-caretLabel >> text=Alice", timeout=15_000)
-    await screenshot(alice, "ours-alice.png")
-    await screenshot(bob, "ours-bob.png")
-    await eventually(lambda: disk_sources(lab, path) == ["x = 1\n# typed by alice", "y = 2"])
+    # Each sees the other's avatar (initials, colour, name and role in the tooltip).
+    bob_avatar = alice.locator(f'{TOOLBAR} .jp-collab-avatar[data-username="bob"]')
+    await bob_avatar.wait_for(timeout=15_000)
+    assert await bob_avatar.inner_text() == "BO"
+    assert "Bob Editor (editor)" in (await bob_avatar.get_attribute("title") or "")
+    await bob.wait_for_selector(f'{TOOLBAR} .jp-collab-avatar[data-username="alice"]', timeout=15_000)
+    # The collaborators panel lists who is on which document.
+    await bob.locator('.jp-SideBar [data-id="jp-collab-collaborators"]').click()
+    person = bob.locator('.jp-collab-person[data-username="alice"]')
+    await person.locator(".jp-collab-personDocs >> text=shared.ipynb").wait_for(timeout=15_000)
+    # Typing in one appears in the other, with the typist's named cursor and cell marker.
+    await type_in(bob, CELL, "  # bob's cell", index=0)
+    await type_in(alice, CELL, " * radius ** 2", index=2)
+    await bob.wait_for_function(SHOWS_TEXT, arg="math.pi * radius ** 2", timeout=15_000)
+    await alice.wait_for_function(SHOWS_TEXT, arg="# bob's cell", timeout=15_000)
+    label = bob.locator(".jp-collab-caretLabel", has_text="Alice")
+    await label.wait_for(timeout=15_000)
+    assert await label.is_visible()
+    await alice.locator(".jp-collab-caretLabel", has_text="Bob").wait_for(timeout=15_000)
+    await bob.wait_for_selector(".jp-collab-cellPresent .jp-collab-cellChip >> text=AL", timeout=15_000)
+    await screenshot(alice, "ours-two-users-alice.png")
+    await screenshot(bob, "ours-two-users-bob.png")
+    expected = ["import math  # bob's cell", "radius = 2", "area = math.pi * radius ** 2"]
+    await eventually(lambda: disk_sources(lab, path) == expected, timeout=15)
+
+
+async def test_text_file_is_shared_too(make_lab, browser):
+    lab = make_lab("ours")
+    (lab.root / "notes.txt").write_text("first line\n")
+    editor = ".jp-FileEditor .cm-content"
+    ready = ".jp-FileEditor ~ * .jp-collab-status-connected, .jp-Toolbar .jp-collab-status-connected"
+    alice = await open_document(browser, lab, "alice", "notes.txt", selector=ready)
+    bob = await open_document(browser, lab, "bob", "notes.txt", selector=ready)
+    await type_in(alice, editor, "second line from alice")
+    await bob.wait_for_function(SHOWS_TEXT, arg="second line from alice", timeout=15_000)
+    await eventually(lambda: (lab.root / "notes.txt").read_text() == "first line\nsecond line from alice")
 
 
 # The notebook in front, through the app exposed by `expose_app_in_browser`.
@@ -77,9 +102,7 @@ async def test_viewer_cannot_edit_and_sees_the_badge(make_lab, browser):
     await carol.wait_for_selector(".jp-NotebookPanel-toolbar .jp-collab-viewOnly >> text=View only")
     assert not await alice.locator(".jp-NotebookPanel-toolbar .jp-collab-viewOnly").is_visible()
     # Carol sees Alice's typing live ...
-    await alice.locator(CELL).first.click()
-    await alice.keyboard.press("Control+End")
-    await alice.keyboard.type("  # from alice", delay=10)
+    await type_in(alice, CELL, "  # from alice")
     await carol.wait_for_function(SHOWS_TEXT, arg="# from alice", timeout=15_000)
     # ... but cannot type, add, paste or delete cells, by keyboard or toolbar.
     editor = carol.locator(CELL).first
@@ -111,9 +134,7 @@ async def test_server_restart_reconnects_without_duplicates(make_lab, browser):
     status = ".jp-NotebookPanel-toolbar .jp-collab-status"
     await alice.wait_for_selector(f'{status}[data-status="reconnecting"]', timeout=30_000)
     # Typing while the server is away: kept, and said so.
-    await alice.locator(CELL).nth(1).click()
-    await alice.keyboard.press("Control+End")
-    await alice.keyboard.type("  # offline edit", delay=10)
+    await type_in(alice, CELL, "  # offline edit", index=1)
     await alice.wait_for_selector(f'{status}[data-status="offline"]', timeout=15_000)
     await screenshot(alice, "ours-offline-alice.png")
     lab.start(timeout=60)
@@ -149,9 +170,7 @@ async def test_locked_cells_and_role_change_while_connected(make_lab, browser, t
         await cells.nth(index).locator(".cm-content").click()
         await bob.keyboard.type("#bob", delay=10)
         assert await cells.nth(index).locator(".cm-content").inner_text() == text
-    await cells.nth(0).locator(".cm-content").click()
-    await bob.keyboard.press("Control+End")
-    await bob.keyboard.type("  # bob", delay=10)
+    await type_in(bob, ".jp-Notebook .jp-Cell .cm-content", "  # bob", index=0)
     await eventually(lambda: disk_sources(lab, path)[0] == "free = 1  # bob", timeout=15)
     # Demoted while connected: the UI follows at once ...
     await bob.keyboard.press("Escape")
@@ -169,9 +188,7 @@ async def test_locked_cells_and_role_change_while_connected(make_lab, browser, t
     await bob.wait_for_function(
         "() => document.querySelectorAll('.jp-Cell.jp-collab-locked').length === 1", timeout=15_000
     )
-    await cells.nth(2).locator(".cm-content").click()
-    await bob.keyboard.press("Control+End")
-    await bob.keyboard.type("  # unlocked", delay=10)
+    await type_in(bob, ".jp-Notebook .jp-Cell .cm-content", "  # unlocked", index=2)
     await eventually(lambda: disk_sources(lab, path)[2] == "policy = 3  # unlocked", timeout=15)
     assert "refused a change from bob" not in lab.log()
 

@@ -11,15 +11,9 @@ import pytest
 
 from ..conftest import write_notebook
 from ..helpers import disk_sources, eventually
-from .conftest import open_document, screenshot
+from .conftest import CELL, SHOWS_TEXT, open_document, screenshot, type_in
 
 pytest.importorskip("jupyter_docprovider", reason="the Jupyter project's front end (test extra)")
-
-# Is a string shown in any cell editor of the page?
-SHOWS_TEXT = (
-    "m => [...document.querySelectorAll('.jp-Notebook .cm-content')].some(e => e.innerText.includes(m))"
-)
-CELL = ".jp-Notebook .jp-CodeCell .cm-content"
 
 
 async def test_two_users_type_in_jupyterlab(make_lab, browser):
@@ -29,15 +23,9 @@ async def test_two_users_type_in_jupyterlab(make_lab, browser):
     bob = await open_document(browser, lab, "bob", path, selector=CELL)
     # Ours is disabled here: none of its UI is on the page.
     assert await alice.locator(".jp-collab-toolbar").count() == 0
-    cell = alice.locator(CELL).first
-    await cell.click()
-    await alice.keyboard.press("Control+End")
-    await alice.keyboard.type("\n# typed by alice ✓", delay=10)
+    await type_in(alice, CELL, "\n# typed by alice ✓")
     await bob.wait_for_function(SHOWS_TEXT, arg="# typed by alice ✓", timeout=15_000)
-    bob_cell = bob.locator(CELL).first
-    await bob_cell.click()
-    await bob.keyboard.press("Control+Home")
-    await bob.keyboard.type("# bob was here\n", delay=10)
+    await type_in(bob, CELL, "# bob was here\n", at_end=False)
     await alice.wait_for_function(SHOWS_TEXT, arg="# bob was here", timeout=15_000)
     await screenshot(alice, "jupyterlab-alice.png")
     await screenshot(bob, "jupyterlab-bob.png")
