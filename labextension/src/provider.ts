@@ -32,6 +32,23 @@ export class CollabContentProvider implements IContentProvider {
       collaborative: true,
       createNew: options => this._createNew(options)
     };
+    // A renamed file keeps its room (the server's file id follows it): re-key it.
+    this._drive.fileChanged.connect((_, change) => {
+      const oldPath = change.oldValue?.path;
+      const newPath = change.newValue?.path;
+      if (change.type !== 'rename' || !oldPath || !newPath) {
+        return;
+      }
+      for (const [k, open] of this._byKey) {
+        if (open.path === oldPath) {
+          this._byKey.delete(k);
+          open.path = newPath;
+          open.room.renamed(newPath);
+          this._byKey.set(key(k.split(':')[0], open.contentType, newPath), open);
+          this._documentsChanged.emit();
+        }
+      }
+    });
   }
 
   readonly sharedModelFactory: Contents.ISharedFactory;

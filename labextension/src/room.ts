@@ -231,6 +231,13 @@ export class RoomConnection {
     }
   }
 
+  /** The file moved: later session requests (reconnects) use the new path. */
+  renamed(path: string): void {
+    if (this._options.session) {
+      this._options.session = { ...this._options.session, path };
+    }
+  }
+
   /** Close and reopen now (e.g. after a role change made us an editor). */
   reconnect(): void {
     this._attempt = 0;

@@ -191,6 +191,11 @@ async def test_locked_cells_and_role_change_while_connected(make_lab, browser, t
     await type_in(bob, ".jp-Notebook .jp-Cell .cm-content", "  # unlocked", index=2)
     await eventually(lambda: disk_sources(lab, path)[2] == "policy = 3  # unlocked", timeout=15)
     assert "refused a change from bob" not in lab.log()
+    # Access revoked (4403): said plainly, and no blind reconnecting.
+    roles.write_text(json.dumps({"alice": "owner"}))
+    await recheck_permissions(lab, "alice-token")
+    await bob.wait_for_selector(".jp-Dialog >> text=You no longer have access", timeout=15_000)
+    await bob.wait_for_selector(f'{TOOLBAR} .jp-collab-status[data-status="failed"]', timeout=15_000)
 
 
 async def test_both_front_ends_installed_is_said_clearly(make_lab, browser):
