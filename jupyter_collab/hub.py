@@ -39,6 +39,7 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from jupyter_server.auth.authorizer import Authorizer
 from traitlets import Dict, Instance, Unicode, default
@@ -97,6 +98,7 @@ class HubPolicy(PermissionPolicy):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self._credentials: WeakKeyDictionary[Any, tuple[str, str]] = WeakKeyDictionary()
         self._shares: tuple[float, dict[str, dict[str, str]] | None] | None = None
 
     @property
@@ -164,16 +166,25 @@ class HubPolicy(PermissionPolicy):
             ]
         )
 
+    def credentials(self, handler: Any, hub_auth: Any) -> tuple[str, str] | None:
+        """The request's Hub token and session id, remembered per handler: a room socket
+        drops its handshake headers once open, and the re-check asks again later."""
+        token = hub_auth.get_token(handler)
+        if token:
+            self._credentials[handler] = (token, hub_auth.get_session_id(handler))
+        return self._credentials.get(handler)
+
     async def hub_user_now(self, user: Any, handler: Any) -> dict[str, Any] | None:
         """What the Hub says of the request's token now, not when the connection opened, so
         that a share revoked on the Hub reaches open connections at the next permission
         re-check (the server's HubAuth caches answers for `c.HubAuth.cache_max_age`).
         None: the token no longer admits its user to this server."""
         hub_auth = getattr(handler.identity_provider, "hub_auth", None)
-        token = hub_auth.get_token(handler) if hub_auth is not None else None
-        if not token:
+        credentials = self.credentials(handler, hub_auth) if hub_auth is not None else None
+        if credentials is None:
             return getattr(user, "hub_user", None)
-        model = await hub_auth.user_for_token(token, session_id=hub_auth.get_session_id(handler), sync=False)
+        token, session_id = credentials
+        model = await hub_auth.user_for_token(token, session_id=session_id, sync=False)
         if model is None or not hub_auth.check_scopes(hub_auth.access_scopes, model):
             return None
         return model

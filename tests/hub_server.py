@@ -33,6 +33,7 @@ ADMIN_TOKEN = "hub-test-admin-token"  # a service of the test Hub, only on loopb
 PROFILES = {
     "alice": {"display_name": "Alice Analyst", "avatar_url": "https://example.org/alice.png"},
     "bob": {"display_name": "Bob Reader", "avatar_url": "https://example.org/bob.png"},
+    "carol": {"display_name": "Carol Coauthor", "avatar_url": "https://example.org/carol.png"},
 }
 
 
@@ -77,7 +78,7 @@ c.ConfigurableHTTPProxy.pid_file = {base!r} + "/proxy.pid"
 c.JupyterHub.db_url = "sqlite:///" + {base!r} + "/hub.sqlite"
 c.JupyterHub.cookie_secret_file = {base!r} + "/cookie_secret"
 c.JupyterHub.authenticator_class = "tests.hub_server.ProfileAuthenticator"
-c.Authenticator.allowed_users = {{"alice", "bob"}}
+c.Authenticator.allowed_users = {{"alice", "bob", "carol"}}
 
 # The Hub side of jupyter-collab (docs/deployment.md): our two scopes, users may share
 # them on their own servers, and the single-user servers' browser tokens may carry them.
@@ -132,6 +133,20 @@ c.CollabApp.file_poll_interval = 0.2
 """
 
 
+def wait_until_serving(proc: subprocess.Popen, url: str, log: Path, timeout: float) -> None:
+    """Wait until `url` answers 2xx/3xx; fail with the process's log if it exits or times out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{proc.args} did not start:\n{log.read_text()}")
+
+
 class HubProcess:
     """`jupyterhub` in a subprocess; `api()` speaks its REST API with a token."""
 
@@ -170,16 +185,8 @@ class HubProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"jupyterhub exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                urllib.request.urlopen(f"{self.url}/hub/api/", timeout=2)
-                return self
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError(f"jupyterhub did not start:\n{self.log()}")
+        wait_until_serving(self.proc, f"{self.url}/hub/api/", self.log_path, timeout)
+        return self
 
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""

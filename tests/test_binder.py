@@ -25,7 +25,6 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from jupyter_collab.client import RoomClient, open_session, room_url
 
 from .helpers import eventually, sources
+from .hub_server import wait_until_serving
 from .server import REPO, free_port
 
 pytestmark = [
@@ -119,15 +119,7 @@ def binder_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        assert proc.poll() is None, (base / "server.log").read_text()
-        try:
-            urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=2)
-            break
-        except OSError:
-            assert time.monotonic() < deadline, (base / "server.log").read_text()
-            time.sleep(0.2)
+    wait_until_serving(proc, f"{url}/api/status?token={TOKEN}", base / "server.log", 60)
     yield url
     proc.terminate()
     try:
@@ -151,6 +143,7 @@ async def test_visitors_join_the_demo_notebook_and_a_viewer_link_yields_a_viewer
     assert any("Welcome to jupyter-collab" in source for source in sources(visitor))
 
     # Each visitor is in presence with a demo name, and their role.
+    visitor.set_awareness({"cursor": 0})
     viewer.set_awareness({"cursor": 1})
 
     def names() -> dict[str, str]:

@@ -13,6 +13,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -25,16 +26,42 @@ from .conftest import write_notebook
 from .helpers import eventually, recheck_permissions, sources
 from .hub_server import PROFILES, HubProcess
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = pytest.mark.timeout(300)
 
 
-@pytest.fixture
-def hub(tmp_path: Path) -> Iterator[HubProcess]:
+@dataclass
+class Owner:
+    """alice, logged in through the Hub, with her server started by the Hub."""
+
+    token: str
+    home: Path
+    url: str  # her server through the proxy, as a browser reaches it
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     started = time.monotonic()
-    hub = HubProcess(tmp_path).start()
+    hub = HubProcess(tmp_path_factory.mktemp("hub")).start()
     print(f"hub up in {time.monotonic() - started:.1f}s")
     yield hub
     hub.stop()
+
+
+@pytest.fixture(scope="module")
+def alice(hub: HubProcess) -> Owner:
+    hub.login("alice")
+    token = hub.user_token("alice")
+    started = time.monotonic()
+    hub.api("POST", "/users/alice/server", token)
+    hub.wait_for_server("alice")
+    print(f"alice's server up in {time.monotonic() - started:.1f}s")
+    return Owner(token, hub.home("alice"), f"{hub.url}/user/alice")
+
+
+def set_shares(owner: Owner, grants: dict | str) -> None:
+    """alice edits her shares file (as in a terminal on her server)."""
+    text = grants if isinstance(grants, str) else json.dumps(grants)
+    (owner.home / ".jupyter-collab-shares.json").write_text(text)
 
 
 async def join(server_url: str, path: str, token: str) -> RoomClient:
@@ -46,21 +73,13 @@ async def join(server_url: str, path: str, token: str) -> RoomClient:
     return await RoomClient(request).connect(timeout=30)  # type: ignore[arg-type]
 
 
-async def test_owner_shares_one_notebook_with_a_viewer_through_the_hub(hub: HubProcess) -> None:
-    for user in ("alice", "bob"):
-        await asyncio.to_thread(hub.login, user)
-    alice_token, bob_token, bob_probe = [
-        await asyncio.to_thread(hub.user_token, user) for user in ("alice", "bob", "bob")
-    ]
-    started = time.monotonic()
-    await asyncio.to_thread(hub.api, "POST", "/users/alice/server", alice_token)
-    await asyncio.to_thread(hub.wait_for_server, "alice")
-    print(f"alice's server up in {time.monotonic() - started:.1f}s")
-    home = hub.home("alice")
+async def test_owner_shares_one_notebook_with_a_viewer_through_the_hub(hub: HubProcess, alice: Owner) -> None:
+    await asyncio.to_thread(hub.login, "bob")
+    bob_token, bob_probe = [await asyncio.to_thread(hub.user_token, "bob") for _ in range(2)]
+    alice_token, home, alice_url = alice.token, alice.home, alice.url
     (home / "shared").mkdir()
     shared = write_notebook(home, "shared/analysis.ipynb", ["data = 1"])
     private = write_notebook(home, "private.ipynb", ["secret = 42"])
-    alice_url = f"{hub.url}/user/alice"  # through the proxy, as a browser would
 
     # Before sharing, bob cannot reach alice's server at all (the Hub says so).
     with pytest.raises(HTTPClientError) as refused:
@@ -74,8 +93,7 @@ async def test_owner_shares_one_notebook_with_a_viewer_through_the_hub(hub: HubP
     granted = await asyncio.to_thread(hub.api, "POST", "/shares/alice/", alice_token, share)
     assert "custom:jupyter-collab:view!server=alice/" in granted["scopes"]
     # "editor" here is capped by the Hub's grant: the file never gives more than the Hub.
-    shares_file = home / ".jupyter-collab-shares.json"
-    shares_file.write_text(json.dumps({"bob": {"shared/analysis.ipynb": "editor"}}))
+    set_shares(alice, {"bob": {"shared/analysis.ipynb": "editor"}})
 
     alice = await join(alice_url, shared, alice_token)
     bob = await join(alice_url, shared, bob_token)
@@ -140,3 +158,51 @@ async def test_owner_shares_one_notebook_with_a_viewer_through_the_hub(hub: HubP
         await open_session(alice_url, shared, bob_token)
     assert revoked.value.code == 403
     await alice.close()
+
+
+async def test_share_roles_come_from_hub_scopes_and_the_owners_folder_grants(
+    hub: HubProcess, alice: Owner
+) -> None:
+    await asyncio.to_thread(hub.login, "carol")
+    carol = await asyncio.to_thread(hub.user_token, "carol")
+    (alice.home / "team").mkdir()
+    plan = write_notebook(alice.home, "team/plan.ipynb", ["todo = []"])
+    other = write_notebook(alice.home, "other.ipynb", ["x = 1"])
+    set_shares(alice, {"carol": {"team/": "editor"}})
+
+    # A plain JupyterHub share (access to the server, none of our scopes): no role.
+    await asyncio.to_thread(hub.api, "POST", "/shares/alice/", alice.token, {"user": "carol"})
+    with pytest.raises(HTTPClientError) as plain:
+        await open_session(alice.url, plan, carol)
+    assert plain.value.code == 403
+
+    # With the edit scope she is an editor in the folder alice granted, and nowhere else.
+    edit = ["access:servers!server=alice/", "custom:jupyter-collab:edit!server=alice/"]
+    await asyncio.to_thread(hub.api, "POST", "/shares/alice/", alice.token, {"user": "carol", "scopes": edit})
+    await asyncio.sleep(1.5)  # the server's cache of the Hub's answers (1 s here)
+    owner = await join(alice.url, plan, alice.token)
+    editor = await join(alice.url, plan, carol)
+    assert editor.role == "editor"
+    editor.notebook().ycells[0]["source"].insert(0, "# carol\n")
+    await eventually(lambda: sources(owner) == ["# carol\ntodo = []"], timeout=20)
+    await eventually(lambda: "# carol" in (alice.home / plan).read_text(), timeout=20)
+    with pytest.raises(HTTPClientError) as elsewhere:
+        await open_session(alice.url, other, carol)
+    assert elsewhere.value.code == 403
+
+    # Her Hub role lets her write files, but not run code as alice (HubAuthorizer defaults).
+    def status(method: str, api: str, body: object) -> int:
+        return hub.server_api(method, f"{alice.url}/api/{api}", carol, body)
+
+    new_file = {"type": "file", "format": "text", "content": "notes"}
+    assert await asyncio.to_thread(status, "PUT", "contents/team/notes.txt", new_file) == 201
+    assert await asyncio.to_thread(status, "POST", "kernels", {"name": "python3"}) == 403
+
+    # A shares file alice broke gives nobody but her any access until she fixes it.
+    set_shares(alice, "{not json")
+    with pytest.raises(HTTPClientError) as broken:
+        await open_session(alice.url, plan, carol)
+    assert broken.value.code == 403
+    assert (await open_session(alice.url, plan, alice.token))["fileId"]
+    for client in (owner, editor):
+        await client.close()
