@@ -14,20 +14,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from .conftest import write_notebook
-from .redis_cluster import ClusterServer, RedisServer, join_at, make_cluster, move_to
+from .redis_cluster import REDIS_SERVER, ClusterServer, RedisServer, join_at, make_cluster, move_to
 from .test_property import Session, snapshot, texts
 
-pytestmark = pytest.mark.skipif(not Path("/usr/bin/redis-server").exists(), reason="needs redis-server")
+pytestmark = pytest.mark.skipif(not Path(REDIS_SERVER).exists(), reason="needs redis-server")
 
 CLIENTS = 3
+client, position, process = st.integers(0, CLIENTS - 1), st.integers(0, 50), st.integers(0, 1)
 step = st.one_of(
-    st.tuples(st.just("edit"), st.integers(0, CLIENTS - 1), st.integers(0, 50), st.integers(0, 50), texts),
-    st.tuples(st.just("insert"), st.integers(0, CLIENTS - 1), st.integers(0, 50), texts),
-    st.tuples(st.just("delete"), st.integers(0, CLIENTS - 1), st.integers(0, 50)),
-    st.tuples(st.just("move"), st.integers(0, CLIENTS - 1), st.integers(0, 50), st.integers(0, 50)),
-    st.tuples(st.just("hop"), st.integers(0, CLIENTS - 1)),
-    st.tuples(st.just("kill"), st.integers(0, 1)),
-    st.tuples(st.just("terminate"), st.integers(0, 1)),
+    st.tuples(st.just("edit"), client, position, position, texts),
+    st.tuples(st.just("insert"), client, position, texts),
+    st.tuples(st.just("delete"), client, position),
+    st.tuples(st.just("move"), client, position, position),
+    st.tuples(st.just("hop"), client),  # reconnect to the other process
+    st.tuples(st.just("kill"), process),
+    st.tuples(st.just("terminate"), process),
     st.tuples(st.just("pause")),
 )
 
@@ -79,6 +80,16 @@ class ClusterSession(Session):
                 await super().run([item])
 
 
+async def play(servers: list[ClusterServer], steps: list[tuple]) -> None:
+    session = ClusterSession(servers, write_notebook(servers[0].root, sources=["first", "second", "third"]))
+    try:
+        await session.start()
+        await session.run(steps)
+        await session.converge()
+    finally:
+        await session.close()
+
+
 def test_random_sessions_across_processes_converge(tmp_path_factory):
     base = tmp_path_factory.mktemp("scaleout-property")
     redis = RedisServer(base / "redis").start()
@@ -86,24 +97,11 @@ def test_random_sessions_across_processes_converge(tmp_path_factory):
     for server in servers:
         server.start()
 
-    @settings(
-        max_examples=5,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-    )
+    # Each example costs seconds (a process restart, a lease takeover): a few, not many.
+    @settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck))
     @given(steps=st.lists(step, min_size=5, max_size=20))
     def run_example(steps):
-        async def main():
-            path = write_notebook(servers[0].root, sources=["first", "second", "third"])
-            session = ClusterSession(servers, path)
-            await session.start()
-            try:
-                await session.run(steps)
-                await session.converge()
-            finally:
-                await session.close()
-
-        asyncio.run(main())
+        asyncio.run(play(servers, steps))
 
     try:
         run_example()

@@ -75,18 +75,23 @@ class AwarenessTable:
             # process takes its own id back.
             if current_owner not in (None, owner) and type(current_owner) is not RemoteOrigin:
                 continue
-            known = self.entries.get(entry.client_id)
-            if known is not None and entry.clock < known.clock:
-                continue  # stale
-            if entry.state_json in ("", "null"):
-                self.owners.pop(entry.client_id, None)
-                self.entries.pop(entry.client_id, None)
-            else:
-                self.owners[entry.client_id] = owner
-                self.entries[entry.client_id] = entry
-            self._note(entry.client_id, entry)
-            changed = True
+            if self._put(entry, owner):
+                self._note(entry.client_id, entry)
+                changed = True
         return changed
+
+    def _put(self, entry: AwarenessEntry, owner: Any) -> bool:
+        """Store `entry` (a null state removes it) unless it is stale; returns whether it did."""
+        known = self.entries.get(entry.client_id)
+        if known is not None and entry.clock < known.clock:
+            return False
+        if entry.state_json in ("", "null"):
+            self.owners.pop(entry.client_id, None)
+            self.entries.pop(entry.client_id, None)
+        else:
+            self.owners[entry.client_id] = owner
+            self.entries[entry.client_id] = entry
+        return True
 
     def apply_remote(self, process: str, payload: bytes, now: float) -> bool:
         """Apply states relayed from another process (already stamped there); states of
@@ -100,17 +105,9 @@ class AwarenessTable:
             current_owner = self.owners.get(entry.client_id)
             if current_owner is not None and type(current_owner) is not RemoteOrigin:
                 continue
-            known = self.entries.get(entry.client_id)
-            if known is not None and entry.clock < known.clock:
-                continue
-            if entry.state_json in ("", "null"):
-                self.owners.pop(entry.client_id, None)
-                self.entries.pop(entry.client_id, None)
-            else:
-                self.owners[entry.client_id] = origin
-                self.entries[entry.client_id] = entry
-            self._changed[entry.client_id] = entry
-            changed = True
+            if self._put(entry, origin):
+                self._changed[entry.client_id] = entry  # shown here, never published again
+                changed = True
         return changed
 
     def expire_remotes(self, before: float) -> bool:
