@@ -2,8 +2,8 @@
 
 On a JupyterHub single-user server, `jupyterhub-singleuser` authenticates every request
 with the Hub and gives us a `JupyterHubUser`: its name, the `user_info` the Hub's
-authenticator provided (name, display name, avatar; JupyterHub >= 5.3) and the scopes of
-the token. The identity fields are stamped on presence by the server core as for any
+authenticator provided where the Hub keeps it (name, display name, avatar: JupyterHub 6
+does) and the scopes of the token. The identity fields are stamped on presence by the server core as for any
 user; this module maps the scopes to our roles.
 
 JupyterHub's sharing (5.0+) grants scopes on one server (`POST /hub/api/shares/{owner}/`
@@ -99,7 +99,7 @@ class HubPolicy(PermissionPolicy):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._credentials: WeakKeyDictionary[Any, tuple[str, str]] = WeakKeyDictionary()
-        self._shares: tuple[float, dict[str, dict[str, str]] | None] | None = None
+        self._shares: tuple[tuple[int, int], dict[str, dict[str, str]] | None] | None = None
 
     @property
     def server_owner(self) -> str:
@@ -132,13 +132,14 @@ class HubPolicy(PermissionPolicy):
         cannot be read (then non-owners get no access until the owner fixes it: a broken
         file must not widen what the owner had narrowed)."""
         try:
-            mtime = path.stat().st_mtime
+            stat = path.stat()
+            version = (stat.st_mtime_ns, stat.st_size)
         except FileNotFoundError:
             return {}
         except OSError as exc:
             self.log.error("jupyter_collab: cannot read shares file %s: %s", path, exc)
             return None
-        if self._shares is None or self._shares[0] != mtime:
+        if self._shares is None or self._shares[0] != version:
             try:
                 data = json.loads(path.read_text())
                 if not isinstance(data, dict):
@@ -146,7 +147,7 @@ class HubPolicy(PermissionPolicy):
             except (OSError, ValueError) as exc:
                 self.log.error("jupyter_collab: unreadable shares file %s: %s", path, exc)
                 data = None
-            self._shares = (mtime, data)
+            self._shares = (version, data)
         return self._shares[1]
 
     def path_role(

@@ -19,8 +19,10 @@ JUPYTER_COLLAB_SKIP_BINDER=1.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -160,14 +162,28 @@ async def test_visitors_join_the_demo_notebook_and_a_viewer_link_yields_a_viewer
     viewer.notebook().ycells[0]["source"].insert(0, "nope ")
     code, reason = await viewer.wait_closed(timeout=20)
     assert code == 1003 and json.loads(reason)["reason"] == "permission_denied"
+    await asyncio.sleep(0.5)
     assert not sources(visitor)[0].startswith("nope")
 
-    # In a browser, the viewer link sets the role for the next requests (a cookie) and
-    # JupyterLab itself is served on the demo notebook.
+    # In a browser, the viewer link sets the role for the next requests (a cookie), and
+    # JupyterLab itself is served on the demo notebook ...
     page = await AsyncHTTPClient().fetch(
         HTTPRequest(f"{url}/lab/tree/{NOTEBOOK}?role=viewer", headers={"Authorization": f"token {TOKEN}"})
     )
-    assert page.code == 200 and b"jupyter-config-data" in page.body
-    cookies = page.headers.get_list("Set-Cookie")
-    assert any(c.startswith("jupyter-collab-demo-role=viewer") for c in cookies), cookies
-    await visitor.close()
+    assert page.code == 200
+    config = re.search(rb'id="jupyter-config-data"[^>]*>(.*?)</script>', page.body, re.S)
+    assert config is not None
+    # ... with our front end (built from labextension/ by `pip install .`) in it.
+    extensions = {e["name"] for e in json.loads(config.group(1))["federated_extensions"]}
+    assert json.loads((REPO / "labextension" / "package.json").read_text())["name"] in extensions
+    # The page's cookies make that browser's sockets a viewer.
+    set_cookies = page.headers.get_list("Set-Cookie")
+    cookies = [c.split(";")[0] for c in set_cookies if c.startswith("jupyter-collab-demo")]
+    assert "jupyter-collab-demo-role=viewer" in cookies, cookies
+    session = await open_session(url, NOTEBOOK, TOKEN)
+    headers = {"Authorization": f"token {TOKEN}", "Cookie": "; ".join(cookies)}
+    request = HTTPRequest(room_url(url, session, TOKEN), headers=headers)
+    browser = await RoomClient(request).connect(timeout=30)  # type: ignore[arg-type]
+    assert browser.role == "viewer"
+    for client in (visitor, browser):
+        await client.close()
