@@ -5,16 +5,16 @@ What repo2docker does with binder/, and what this test does instead:
   checks the file asks only for python, nodejs and pip, and uses this machine's Python and
   Node (a Python version other than the pinned one, within what pyproject allows).
 - postBuild, from a copy of the repository as repo2docker would have it (git's files):
-  run as is, with pip's normal build isolation (only pip's download cache is shared with
-  the machine, to keep it fast; the image build itself uses --no-cache-dir).
+  run as is, with pip's normal build isolation (only the download caches of pip and yarn
+  are shared with the machine, to keep it fast; the image build uses --no-cache-dir).
 - the server: mybinder.org starts `jupyterhub-singleuser` under its own Hub; here
   `jupyter lab` with a token, the way repo2docker runs an image locally. Both read the
   demo config postBuild installs into the environment.
 Then real clients join the demo notebook: a visitor is an editor with a demo name, and a
 `?role=viewer` link yields a viewer whose edits are refused.
 
-Slow (a full install: about two minutes with a warm pip cache); skip it with
-JUPYTER_COLLAB_SKIP_BINDER=1.
+Slow (a full install, the front end's build included: 2 to 4 minutes on a 2-core machine
+with warm caches); skip it with JUPYTER_COLLAB_SKIP_BINDER=1.
 """
 
 from __future__ import annotations
@@ -96,8 +96,11 @@ def binder_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
         "VIRTUAL_ENV": str(venv),
         "HOME": str(home),
-        # The machine's pip cache (the image build uses --no-cache-dir, which turns it off).
+        # The machine's download caches: pip's (the image build uses --no-cache-dir, which
+        # turns it off) and yarn's, for the front end's npm packages.
         "PIP_CACHE_DIR": os.environ.get("PIP_CACHE_DIR", str(Path.home() / ".cache" / "pip")),
+        "YARN_ENABLE_GLOBAL_CACHE": "true",
+        "YARN_GLOBAL_FOLDER": os.environ.get("YARN_GLOBAL_FOLDER", str(Path.home() / ".yarn" / "berry")),
         "JUPYTER_PLATFORM_DIRS": "0",
     }
     env.pop("PYTHONPATH", None)  # nothing of this checkout: only what the steps install
