@@ -95,13 +95,13 @@ async def test_owner_shares_one_notebook_with_a_viewer_through_the_hub(hub: HubP
     # "editor" here is capped by the Hub's grant: the file never gives more than the Hub.
     set_shares(alice, {"bob": {"shared/analysis.ipynb": "editor"}})
 
-    alice = await join(alice_url, shared, alice_token)
+    owner = await join(alice_url, shared, alice_token)
     bob = await join(alice_url, shared, bob_token)
-    assert (alice.role, bob.role) == ("owner", "viewer")
+    assert (owner.role, bob.role) == ("owner", "viewer")
 
     # bob appears in alice's presence with the identity the Hub gave him.
     def bobs_state() -> dict | None:
-        return next((s["user"] for s in alice.awareness.values() if s["user"]["username"] == "bob"), None)
+        return next((s["user"] for s in owner.awareness.values() if s["user"]["username"] == "bob"), None)
 
     bob.set_awareness({"cursor": 1})
     stamped = await eventually(bobs_state, timeout=20)
@@ -110,7 +110,7 @@ async def test_owner_shares_one_notebook_with_a_viewer_through_the_hub(hub: HubP
     assert stamped["role"] == "viewer"
 
     # alice's edits reach bob live.
-    alice.notebook().ycells[0]["source"].insert(0, "# live from alice\n")
+    owner.notebook().ycells[0]["source"].insert(0, "# live from alice\n")
     await eventually(lambda: sources(bob) == ["# live from alice\ndata = 1"], timeout=20)
     await eventually(lambda: "live from alice" in (home / shared).read_text(), timeout=20)
     disk_before = (home / shared).read_text()
@@ -121,7 +121,7 @@ async def test_owner_shares_one_notebook_with_a_viewer_through_the_hub(hub: HubP
     assert code == 1003 and json.loads(reason)["reason"] == "permission_denied"
     assert any(n.get("type") == "denied" and n.get("role") == "viewer" for n in bob.notices)
     await asyncio.sleep(1.0)  # longer than the save delays: a refused edit would be on disk by now
-    assert sources(alice) == ["# live from alice\ndata = 1"]
+    assert sources(owner) == ["# live from alice\ndata = 1"]
     assert (home / shared).read_text() == disk_before
 
     # The share covers that notebook only: not her other notebooks, nor the shares file.
@@ -157,7 +157,7 @@ async def test_owner_shares_one_notebook_with_a_viewer_through_the_hub(hub: HubP
     with pytest.raises(HTTPClientError) as revoked:
         await open_session(alice_url, shared, bob_token)
     assert revoked.value.code == 403
-    await alice.close()
+    await owner.close()
 
 
 async def test_share_roles_come_from_hub_scopes_and_the_owners_folder_grants(
