@@ -97,7 +97,7 @@ c.JupyterHub.load_roles = [
     }},
     {{
         "name": "test-admin",
-        "scopes": ["admin:users", "admin:servers", "tokens", "read:users"],
+        "scopes": ["admin:users", "admin:servers", "admin:groups", "tokens", "read:users"],
         "services": ["test-admin"],
     }},
 ]
