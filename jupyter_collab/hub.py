@@ -27,7 +27,8 @@ in two layers:
 A Hub share also opens the whole Jupyter server (files, kernels, terminals) to the user,
 and `jupyterhub-singleuser` allows an admitted user everything: "let her watch this
 notebook" would be "let her run code as me". `HubAuthorizer` closes that: non-owners may
-do on the server only what their Hub role allows (`HubAuthorizer.permissions`).
+do on the server only what their role allows (`HubAuthorizer.permissions`), on files the
+role the shares file gives them there.
 
 See docs/deployment.md for the Hub configuration an admin writes.
 """
@@ -42,6 +43,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from jupyter_server.auth.authorizer import Authorizer
+from tornado.web import StaticFileHandler
 from traitlets import Dict, Instance, Unicode, default
 
 from .permissions import Access, PermissionPolicy, Role
@@ -150,12 +152,16 @@ class HubPolicy(PermissionPolicy):
             self._shares = (version, data)
         return self._shares[1]
 
+    def entries(self, grants: dict[str, dict[str, str]], hub_user: dict[str, Any]) -> list[dict[str, str]]:
+        """The shares file's {glob: role} maps that name this user, one of their groups, or `*`."""
+        keys = [hub_user.get("name", ""), *(f"group:{g}" for g in hub_user.get("groups") or []), "*"]
+        return [grants[key] for key in keys if isinstance(grants.get(key), dict)]
+
     def path_role(
         self, grants: dict[str, dict[str, str]], hub_user: dict[str, Any], path: str
     ) -> Role | None:
         """The owner's grant for this user on this path; None if the file does not list them."""
-        keys = [hub_user.get("name", ""), *(f"group:{g}" for g in hub_user.get("groups") or []), "*"]
-        entries = [grants[key] for key in keys if isinstance(grants.get(key), dict)]
+        entries = self.entries(grants, hub_user)
         if not entries:
             return None
         return highest(
@@ -196,18 +202,46 @@ class HubPolicy(PermissionPolicy):
             return Access(Role.NONE)  # not (or no longer) admitted by JupyterHub
         if self.is_owner(hub_user):
             return Access(Role(self.owner_role))
-        role = self.hub_role(hub_user)
-        root = Path(handler.settings.get("server_root_dir", ".")).expanduser()
+        return Access(self.on_path(self.hub_role(hub_user), hub_user, path, server_root(handler)))
+
+    def on_path(self, role: Role, hub_user: dict[str, Any], path: str, root: Path) -> Role:
+        """A non-owner's Hub role narrowed to one path by the owner's shares file."""
         shares_path = self.shares_path(root)
         if shares_path is None:
-            return Access(role)
+            return role
         if (root / path).resolve() == shares_path.resolve():
-            return Access(Role.NONE)  # only the owner edits who may see what
+            return Role.NONE  # only the owner edits who may see what
         grants = self.shares(shares_path)
         if grants is None:
-            return Access(Role.NONE)
+            return Role.NONE
         granted = self.path_role(grants, hub_user, path)
-        return Access(role if granted is None else lowest(role, granted))
+        return role if granted is None else lowest(role, granted)
+
+    def leads_to_grant(self, hub_user: dict[str, Any], folder: str, root: Path) -> bool:
+        """Whether `folder` is above a path the shares file grants this user: listing it is
+        how a file browser reaches what was shared (names are seen, not contents)."""
+        shares_path = self.shares_path(root)
+        grants = self.shares(shares_path) if shares_path is not None else None
+        if not grants:
+            return False
+        prefix = f"{folder}/" if folder else ""
+        return any(
+            pattern.startswith(prefix) and role != Role.NONE.value
+            for entry in self.entries(grants, hub_user)
+            for pattern, role in entry.items()
+        )
+
+
+def server_root(handler: Any) -> Path:
+    return Path(handler.settings.get("server_root_dir", ".")).expanduser()
+
+
+def file_path(handler: Any) -> str | None:
+    """The file a request names: the contents API's `path`, or /files/'s only argument."""
+    path = (getattr(handler, "path_kwargs", None) or {}).get("path")
+    if path is None and isinstance(handler, StaticFileHandler) and len(handler.path_args) == 1:
+        path = handler.path_args[0]
+    return path if isinstance(path, str) else None
 
 
 # What a non-owner may do on the server, by Hub role. JupyterLab needs these reads to show a
@@ -234,8 +268,9 @@ GUEST_PERMISSIONS = {
 
 class HubAuthorizer(Authorizer):
     """The server's own authorization (`c.ServerApp.authorizer_class`) on a Hub server:
-    the owner may do everything; anyone else what `permissions` lists for their Hub role
-    (from `HubPolicy`: its scopes and `access_role`; per-path shares do not apply here)."""
+    the owner may do everything; anyone else what `permissions` lists for their role: the
+    Hub role (`HubPolicy`: scopes, `access_role`), narrowed by the shares file on requests
+    that name a file (the contents API, /files/). Folders above a shared path may be listed."""
 
     permissions = Dict(
         config=True,
@@ -260,5 +295,13 @@ class HubAuthorizer(Authorizer):
             return False
         if self.policy.is_owner(hub_user):
             return True
-        allowed = self.permissions.get(self.policy.hub_role(hub_user).value, {})
+        role = self.policy.hub_role(hub_user)
+        path = file_path(handler)
+        if resource == "contents" and path is not None:
+            # Files (/api/contents/..., /files/...) by the owner's shares file, as in rooms.
+            path, root = path.strip("/"), server_root(handler)
+            narrowed = self.policy.on_path(role, hub_user, path, root)
+            listing = action == "read" and self.policy.leads_to_grant(hub_user, path, root)
+            role = Role.VIEWER if narrowed is Role.NONE and listing and role is not Role.NONE else narrowed
+        allowed = self.permissions.get(role.value, {})
         return action in allowed.get(resource, [])

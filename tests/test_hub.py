@@ -133,12 +133,17 @@ async def test_owner_shares_one_notebook_with_a_viewer_through_the_hub(hub: HubP
     assert (await open_session(alice_url, private, alice_token))["fileId"]
 
     # Nor can the viewer get around the room through the server's own API (HubAuthorizer):
-    # he may read files, but not write them, start kernels (run code as alice) or terminals.
+    # he may read the shared file (and list the folders on the way to it), but not her
+    # other files, nor write files, start kernels (run code as alice) or terminals.
     def status(method: str, api: str, token: str = bob_token, body: object = None) -> int:
         return hub.server_api(method, f"{alice_url}/api/{api}", token, body)
 
     new_file = {"type": "file", "format": "text", "content": "x"}
     assert await asyncio.to_thread(status, "GET", f"contents/{shared}") == 200
+    assert await asyncio.to_thread(status, "GET", "contents/shared") == 200
+    assert await asyncio.to_thread(status, "GET", "contents/") == 200
+    assert await asyncio.to_thread(status, "GET", f"contents/{private}") == 403
+    assert await asyncio.to_thread(hub.server_api, "GET", f"{alice_url}/files/{private}", bob_token) == 403
     assert await asyncio.to_thread(status, "PUT", "contents/bob.txt", bob_token, new_file) == 403
     assert await asyncio.to_thread(status, "POST", "kernels", bob_token, {"name": "python3"}) == 403
     assert await asyncio.to_thread(status, "POST", "terminals") == 403
@@ -194,12 +199,13 @@ async def test_edit_share_narrowed_to_a_folder_granted_to_a_hub_group(
         await open_session(alice.url, other, carol)
     assert elsewhere.value.code == 403
 
-    # Her Hub role lets her write files, but not run code as alice (HubAuthorizer defaults).
+    # Her role lets her write files in that folder, but not run code as alice (HubAuthorizer).
     def status(method: str, api: str, body: object) -> int:
         return hub.server_api(method, f"{alice.url}/api/{api}", carol, body)
 
     new_file = {"type": "file", "format": "text", "content": "notes"}
     assert await asyncio.to_thread(status, "PUT", "contents/team/notes.txt", new_file) == 201
+    assert await asyncio.to_thread(status, "PUT", "contents/notes.txt", new_file) == 403  # not her folder
     assert await asyncio.to_thread(status, "POST", "kernels", {"name": "python3"}) == 403
 
     # A shares file alice broke gives nobody but her any access until she fixes it.
