@@ -156,6 +156,21 @@ async def test_redis_restart_loses_nothing(cluster, nodes):
     await close_all(clients)
 
 
+async def test_a_process_opening_the_room_as_redis_returns_joins_the_live_state(cluster, nodes):
+    redis, _ = cluster
+    a, b, c = nodes
+    path, on_a, on_b = await two_clients(a, b, "u", "v")
+    redis.kill()
+    append_text(on_a, 0, "-a")
+    append_text(on_b, 1, "-b")
+    redis.start()  # empty; c opens the room before a and b may have republished it
+    on_c = await join_at(c, path)
+    clients = [on_a, on_b, on_c]
+    await eventually(lambda: converged(clients, a, path) and sources(on_c) == ["u-a", "v-b"], 20)
+    assert len({ycell.get("id") for ycell in on_c.notebook().ycells}) == 2
+    await close_all(clients)
+
+
 async def test_revocation_on_one_process_reaches_the_others(nodes):
     a, b, c = nodes
     path = write_notebook(a.root, sources=["s"])

@@ -2,14 +2,15 @@
 
 Per room, Redis holds:
 
-- `collab:{room}:updates`, a stream of entries `{o: process, n: its sequence number,
-  t: kind, ...}`: `u` a Yjs update (`u`), `s` a state-vector request (`v`: "send me what I
-  lack"), `h` the hash of what the lease holder just wrote or merged from disk. Every
-  process reads it from the last id it applied; Yjs updates are idempotent, so reading one
-  twice is harmless. It is trimmed to about `STREAM_MAXLEN` entries (the retention window
-  for catch-up); a process that lags behind the trim point sees a gap in some process's
-  sequence numbers (or, when it opens the room, in the stream's trimmed ids) and repairs
-  itself with a state-vector request, which every other process answers with what it lacks.
+- `collab:{room}:updates`, a stream of entries `{o: process, n: its sequence number, t:
+  kind, ...}`: `u` a Yjs update (`u`), `s` a state-vector request (`v`: "send me what I
+  lack"), `w` the content hash (`c`) of what the lease holder is about to write or has
+  merged from disk. Every process reads it from the last id it applied; Yjs updates are
+  idempotent, so reading one twice is harmless. It is trimmed to about `STREAM_MAXLEN`
+  entries (the retention window for catch-up); a process that lags behind the trim point
+  sees a gap in some process's sequence numbers (or, when it opens the room, in the
+  stream's trimmed ids) and repairs itself with a state-vector request, which every other
+  process answers with what it lacks.
 - `collab:{room}:snapshot`, a hash `{state, id, base, base_hash}` written by the lease
   holder: the full document as of stream id `id`, and the content last written to (or read
   from) disk. A process opening the room starts from it and reads the stream from `id`.
@@ -67,7 +68,7 @@ class RoomLink:
         self.state_dirty = False  # changed since the last snapshot (lease holder only)
         self.base_dirty = False
         self._pending: list[bytes] = []
-        self._announced: deque[str] = deque(maxlen=16)
+        self._written: deque[str] = deque(maxlen=16)  # content hashes holders announced
         self._sends: set[asyncio.Task] = set()
         self._tail: asyncio.Future | None = None  # the last send: sends go out in order
         self._sequence = 0  # entries this process added to the stream
@@ -96,11 +97,15 @@ class RoomLink:
                 await self.publish_update(added)
             await self.check_gap(self.last_id)
             return True
-        if not await self.try_acquire():
+        if await self.backplane.just_restarted() or not await self.try_acquire():
             return False
-        await self._load_room(None, True)
-        last = await self.redis.xrevrange(self.stream, count=1)
-        self.last_id = last[0][0].decode() if last else "0-0"
+        # No snapshot, but maybe a stream: Redis came back empty and the processes holding
+        # the room are republishing their state. That state is the room; the file is only
+        # its base then (loading the file afresh would start an unrelated history).
+        entries = await self.redis.xrange(self.stream)
+        updates = [fields[b"u"] for _, fields in entries if fields.get(b"t") == b"u"]
+        self.last_id = entries[-1][0].decode() if entries else "0-0"
+        await self._load_room(StoredDocument(merge_updates(*updates), None, None) if updates else None, True)
         self.base_dirty = True
         await self.write_snapshot()
         return True
@@ -170,13 +175,14 @@ class RoomLink:
         if awareness is not None and self.backplane.connected:
             self._send(self.publish_awareness(AWARENESS_STATES, awareness))
 
-    def _send(self, command: Awaitable[Any]) -> None:
+    def _send(self, command: Awaitable[Any]) -> asyncio.Future:
         """Send in the background, after the previous send (so sequence numbers arrive in
         order); a failure marks Redis as lost, and the resync that follows covers it."""
         task = asyncio.ensure_future(self._after(self._tail, command))
         self._tail = task
         self._sends.add(task)
         task.add_done_callback(self._sends.discard)
+        return task
 
     async def _after(self, previous: asyncio.Future | None, command: Awaitable[Any]) -> None:
         if previous is not None:
@@ -189,11 +195,15 @@ class RoomLink:
     async def request_sync(self) -> None:
         await self._xadd({"t": "s", "v": self.room.document.ydoc.get_state()})
 
-    def announce_disk(self, disk_hash: str | None) -> None:
-        """The lease holder wrote (or merged) the file: the others take it as their base."""
+    async def announce_content(self, digest: str) -> None:
+        """The lease holder is about to write content with this hash (or has merged the
+        file's): whoever finds it on disk takes it as its base instead of merging it. Sent
+        before the write, so that no process can see the file before the announcement (a
+        holder killed in between leaves an announced hash and the old file: harmless)."""
         self.base_dirty = True
-        if disk_hash and self.backplane.connected:
-            self._send(self._xadd({"t": "h", "h": disk_hash}))
+        self._written.append(digest)
+        if self.backplane.connected:
+            await self._send(self._xadd({"t": "w", "c": digest}))
 
     async def _xadd(self, fields: dict[str, Any]) -> None:
         self._sequence += 1
@@ -204,8 +214,11 @@ class RoomLink:
             approximate=True,
         )
 
+    def awareness_message(self, kind: bytes, payload: bytes = b"") -> bytes:
+        return self.process.encode() + kind + payload
+
     async def publish_awareness(self, kind: bytes, payload: bytes = b"") -> None:
-        await self.redis.publish(self.channel, self.process.encode() + kind + payload)
+        await self.redis.publish(self.channel, self.awareness_message(kind, payload))
 
     async def write_snapshot(self, *, only_if_missing: bool = False) -> None:
         """Store the full document as of `last_id` (and the disk base when it changed)."""
@@ -219,9 +232,13 @@ class RoomLink:
         self.state_dirty = self.base_dirty = False
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(self.snapshot_key, mapping=fields)
+        self.refresh_ttl(pipe)
+        await pipe.execute()
+
+    def refresh_ttl(self, pipe: Any) -> None:
+        """Keep an open room's keys alive (the holder does, however idle the room is)."""
         pipe.expire(self.snapshot_key, KEY_TTL_SECONDS)
         pipe.expire(self.stream, KEY_TTL_SECONDS)
-        await pipe.execute()
 
     async def resync(self) -> None:
         """Redis is back (maybe empty): republish everything we hold, and ask for the rest."""
@@ -256,8 +273,8 @@ class RoomLink:
                 missing = self.room.document.ydoc.get_update(fields[b"v"])
                 if missing != EMPTY_UPDATE:
                     self._send(self.publish_update(missing))
-            elif kind == b"h":
-                self._announced.append(fields[b"h"].decode())
+            elif kind == b"w":
+                self._written.append(fields[b"c"].decode())
                 self.room.disk_announced()
         if updates:
             self.state_dirty = True
@@ -269,8 +286,9 @@ class RoomLink:
             )
             self._send(self.request_sync())
 
-    def was_announced(self, disk_hash: str) -> bool:
-        return disk_hash in self._announced
+    def was_written(self, digest: str) -> bool:
+        """Did a lease holder announce content with this hash (see `announce_content`)?"""
+        return digest in self._written
 
     def receive_awareness(self, message: bytes) -> None:
         process, kind, payload = message[:32].decode(), message[32:33], message[33:]

@@ -39,6 +39,10 @@ LEASE_SECONDS = 3.0  # a dead holder's rooms are saved again at most this long a
 PRESENCE_SECONDS = 10.0  # presence is re-announced this often; silent for 3x: gone
 OPEN_TIMEOUT = 15.0  # how long opening a room waits for Redis or for another process loading it
 MAX_BACKOFF = 2.0
+# A Redis up for less than this may have restarted empty, and the processes holding rooms
+# may not have republished them yet: a room without a snapshot is not loaded from its file
+# until then (it would start a history unrelated to theirs).
+RECOVERY_GRACE_SECONDS = 2 * MAX_BACKOFF + 1.0
 READ_BLOCK_MS = 1000
 STALL_SECONDS = 2.0  # a read that returns this much later than it could have: we were stalled
 ERRORS = (RedisError, OSError)
@@ -159,6 +163,10 @@ class RedisBackplane(LocalBackplane):
         except ERRORS as exc:
             self.lost(exc)
 
+    async def just_restarted(self) -> bool:
+        info = await self.redis.info("server")
+        return int(info.get("uptime_in_seconds", RECOVERY_GRACE_SECONDS)) < RECOVERY_GRACE_SECONDS
+
     async def renew(self, key: str) -> bool:
         return bool(await self._renew(keys=[key], args=[self.process, self.lease_ms]))
 
@@ -274,6 +282,8 @@ class RedisBackplane(LocalBackplane):
 
     async def _lease_tick(self, presence: bool) -> None:
         links = list(self.links.values())
+        if not links:
+            return
         started = time.monotonic()
         pipe = self.redis.pipeline(transaction=False)
         for link in links:
@@ -281,7 +291,8 @@ class RedisBackplane(LocalBackplane):
                 await self._renew(keys=[link.lease_key], args=[self.process, self.lease_ms], client=pipe)
             else:
                 pipe.set(link.lease_key, self.process, nx=True, px=self.lease_ms)
-        results = await pipe.execute() if links else []
+        results = await pipe.execute()
+        upkeep = self.redis.pipeline(transaction=False)  # the periodic, fire-and-forget part
         for link, result in zip(links, results, strict=True):
             held = link.holds_lease()
             if result:
@@ -296,9 +307,13 @@ class RedisBackplane(LocalBackplane):
                 await link.write_snapshot()
             if presence:
                 link.room.expire_remote_awareness(time.monotonic() - 3 * PRESENCE_SECONDS)
+                if link.holds_lease():
+                    link.refresh_ttl(upkeep)
                 states = link.room.awareness.local_snapshot()
                 if states is not None:
-                    await link.publish_awareness(AWARENESS_STATES, states)
+                    upkeep.publish(link.channel, link.awareness_message(AWARENESS_STATES, states))
+        if len(upkeep):
+            await upkeep.execute()
 
     def _background_task(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)

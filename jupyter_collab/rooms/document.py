@@ -22,7 +22,7 @@ from jupyter_ydoc import YNotebook
 from pycrdt import TransactionEvent, get_state, merge_updates
 
 from ..documents import RoomKey, SharedDocument
-from ..persistence.filesync import DocumentFile, FileStat, FileUnavailable, content_hash
+from ..persistence.filesync import DocumentFile, FileContent, FileStat, FileUnavailable, content_hash
 from ..persistence.store import HistoryStore, StoredDocument
 from ..protocol import ProtocolError, SyncMessage, SyncType, decode_state_vector, sync_frame
 from .guard import LockGuard
@@ -330,8 +330,11 @@ class DocumentRoom(Room):
                 return "skipped"  # the lease holder (another process) saves
             await self._merge_disk_changes()
             content = self.document.content()
-            if content_hash(content) == content_hash(self.base):
+            digest = content_hash(content)
+            if digest == content_hash(self.base):
                 return "skipped"
+            if self.link is not None:
+                await self.link.announce_content(digest)  # before the write: see _follow_disk
             try:
                 self.disk_hash = await self.file.write(self.document.file_content())
             except (FileUnavailable, Exception) as exc:
@@ -341,8 +344,6 @@ class DocumentRoom(Room):
             self.base = content
             if self.store:
                 self.store.set_base(self.room_id, json.dumps(content), self.disk_hash)
-            if self.link is not None:
-                self.link.announce_disk(self.disk_hash)
             return "success"
 
     # -- out-of-band changes ---------------------------------------------------------------
@@ -359,7 +360,6 @@ class DocumentRoom(Room):
         """Not the lease holder: take what the holder wrote (or merged) as the new base,
         without merging anything, so that a takeover merges against the right base. A
         change nobody announced is left alone: it is the holder's to merge."""
-        assert self.link is not None
         stat = self.file.stat()
         if stat is None or stat == self.disk_stat:
             return
@@ -367,14 +367,24 @@ class DocumentRoom(Room):
             on_disk = await self.file.read()
         except FileUnavailable:
             return
-        if on_disk.disk_hash != self.disk_hash:
-            if not self.link.was_announced(on_disk.disk_hash):
-                return
-            self.base = self.document.normalize(on_disk.content)
-            self.disk_hash = on_disk.disk_hash
-            if self.store:
-                self.store.set_base(self.room_id, json.dumps(self.base), self.disk_hash)
-        self.disk_stat = stat
+        if on_disk.disk_hash == self.disk_hash or self._adopt_written(on_disk):
+            self.disk_stat = stat
+
+    def _adopt_written(self, on_disk: FileContent) -> bool:
+        """If a lease holder wrote (or merged) this content, it is already in the shared
+        document: take it as the base instead of merging it again. Merging it would treat
+        a holder's last write (one it had no time to announce as written, when killed) as
+        an out-of-band change and could revert what was typed since."""
+        if self.link is None:
+            return False
+        incoming = self.document.normalize(on_disk.content)
+        if not self.link.was_written(content_hash(incoming)):
+            return False
+        self.base = incoming
+        self.disk_hash = on_disk.disk_hash
+        if self.store:
+            self.store.set_base(self.room_id, json.dumps(incoming), self.disk_hash)
+        return True
 
     async def _merge_disk_changes(self) -> None:
         stat = self.file.stat()
@@ -386,8 +396,8 @@ class DocumentRoom(Room):
         except FileUnavailable as exc:
             self.log.warning("jupyter_collab: cannot merge the changed file: %s", exc)
             return
-        if on_disk.disk_hash == self.disk_hash:
-            return  # touched, not changed
+        if on_disk.disk_hash == self.disk_hash or self._adopt_written(on_disk):
+            return  # touched, not changed; or written by the previous lease holder
         incoming = self.document.normalize(on_disk.content)
         self.document.merge(self.base, incoming)
         self.base = incoming
@@ -395,7 +405,7 @@ class DocumentRoom(Room):
         if self.store:
             self.store.set_base(self.room_id, json.dumps(incoming), self.disk_hash)
         if self.link is not None:
-            self.link.announce_disk(self.disk_hash)
+            await self.link.announce_content(content_hash(incoming))
         self.log.info("jupyter_collab: merged out-of-band changes of %s", self.file.path)
 
     # -- shutdown --------------------------------------------------------------------------
