@@ -34,6 +34,7 @@ PROFILES = {
     "alice": {"display_name": "Alice Analyst", "avatar_url": "https://example.org/alice.png"},
     "bob": {"display_name": "Bob Reader", "avatar_url": "https://example.org/bob.png"},
     "carol": {"display_name": "Carol Coauthor", "avatar_url": "https://example.org/carol.png"},
+    "binder": {"display_name": "Binder User"},  # whose server runs the Binder demo config
 }
 
 
@@ -78,7 +79,7 @@ c.ConfigurableHTTPProxy.pid_file = {base!r} + "/proxy.pid"
 c.JupyterHub.db_url = "sqlite:///" + {base!r} + "/hub.sqlite"
 c.JupyterHub.cookie_secret_file = {base!r} + "/cookie_secret"
 c.JupyterHub.authenticator_class = "tests.hub_server.ProfileAuthenticator"
-c.Authenticator.allowed_users = {{"alice", "bob", "carol"}}
+c.Authenticator.allowed_users = {{"alice", "bob", "carol", "binder"}}
 
 # The Hub side of jupyter-collab (docs/deployment.md): our two scopes, users may share
 # them on their own servers, and the single-user servers' browser tokens may carry them.
@@ -110,11 +111,12 @@ c.Spawner.oauth_client_allowed_scopes = [
 c.JupyterHub.spawner_class = "simple"
 c.SimpleLocalProcessSpawner.home_dir_template = {base!r} + "/home/{{username}}"
 c.Spawner.cmd = [sys.executable, "-m", "jupyterhub.singleuser"]
-c.Spawner.args = ["--allow-root", "--config=" + {base!r} + "/jupyter_server_config.py"]
+c.Spawner.args = ["--allow-root"]
 c.Spawner.environment = {{
     "PYTHONPATH": {pythonpath!r},
     "JUPYTER_PLATFORM_DIRS": "0",
-    "JUPYTER_CONFIG_DIR": {base!r} + "/jupyter-config",
+    # Per user (see HubProcess.start): the "binder" user's server runs the Binder demo.
+    "JUPYTER_CONFIG_DIR": lambda spawner: {base!r} + "/jupyter-config/" + spawner.user.name,
     "JUPYTER_DATA_DIR": lambda spawner: {base!r} + "/data/" + spawner.user.name,
     "JUPYTER_RUNTIME_DIR": lambda spawner: {base!r} + "/runtime/" + spawner.user.name,
 }}
@@ -123,13 +125,15 @@ c.Spawner.http_timeout = 60
 """
 
 SINGLEUSER_CONFIG = """
-c.ServerApp.jpserver_extensions = {"jupyter_collab": True}
-c.CollabApp.permission_policy_class = "jupyter_collab.hub.HubPolicy"
-c.ServerApp.authorizer_class = "jupyter_collab.hub.HubAuthorizer"
+c.ServerApp.jpserver_extensions.update({"jupyter_collab": True})
 c.HubAuth.cache_max_age = 1  # revocations on the Hub reach the server within a second
 c.CollabApp.document_save_delay = 0.2
 c.CollabApp.max_save_delay = 0.5
 c.CollabApp.file_poll_interval = 0.2
+"""
+HUB_POLICY_CONFIG = """
+c.CollabApp.permission_policy_class = "jupyter_collab.hub.HubPolicy"
+c.ServerApp.authorizer_class = "jupyter_collab.hub.HubAuthorizer"
 """
 
 
@@ -165,7 +169,12 @@ class HubProcess:
         # The Hub imports our test authenticator; the servers it spawns, jupyter_collab.
         pythonpath = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
         (self.base / "home").mkdir(parents=True, exist_ok=True)
-        (self.base / "jupyter_server_config.py").write_text(SINGLEUSER_CONFIG)
+        for user in PROFILES:
+            config_dir = self.base / "jupyter-config" / user
+            config_dir.mkdir(parents=True, exist_ok=True)
+            demo = (REPO / "binder" / "jupyter_server_config.py").read_text()
+            extra = demo if user == "binder" else HUB_POLICY_CONFIG
+            (config_dir / "jupyter_server_config.py").write_text(SINGLEUSER_CONFIG + extra)
         config = HUB_CONFIG.format(
             port=self.port,
             hub_port=free_port(),

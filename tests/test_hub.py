@@ -4,7 +4,9 @@ share, and Yjs WebSocket clients connecting through the Hub's public URL.
 
 alice starts her server and shares one notebook with bob as a viewer: a Hub share
 (`access:servers` + `custom:jupyter-collab:view` on her server) narrowed by her shares
-file to that notebook. bob watches her edits live; his own edits are refused.
+file to that notebook. bob watches her edits live; his own edits are refused. carol gets
+an edit share narrowed to a folder. The "binder" user's server runs the Binder demo config
+under `jupyterhub-singleuser`, as mybinder.org does.
 """
 
 from __future__ import annotations
@@ -64,12 +66,13 @@ def set_shares(owner: Owner, grants: dict | str) -> None:
     (owner.home / ".jupyter-collab-shares.json").write_text(text)
 
 
-async def join(server_url: str, path: str, token: str) -> RoomClient:
+async def join(server_url: str, path: str, token: str, query: str = "") -> RoomClient:
     """Join a room with the token in the Authorization header, not only in the URL: a
     JupyterHub server ignores `?token=` on a WebSocket unless the request says
     `Sec-Fetch-Mode: websocket`, which browsers send and tornado's client does not."""
     session = await open_session(server_url, path, token)
-    request = HTTPRequest(room_url(server_url, session, token), headers={"Authorization": f"token {token}"})
+    url = room_url(server_url, session, token) + query
+    request = HTTPRequest(url, headers={"Authorization": f"token {token}"})
     return await RoomClient(request).connect(timeout=30)  # type: ignore[arg-type]
 
 
@@ -216,3 +219,27 @@ async def test_edit_share_narrowed_to_a_folder_granted_to_a_hub_group(
     assert (await open_session(alice.url, plan, alice.token))["fileId"]
     for client in (owner, editor):
         await client.close()
+
+
+async def test_binder_demo_identity_under_jupyterhub_singleuser(hub: HubProcess) -> None:
+    """mybinder.org runs `jupyterhub-singleuser`, which replaces the configured identity
+    provider with JupyterHub's: the demo extension still makes visitors, and links pick roles."""
+    await asyncio.to_thread(hub.login, "binder")
+    token = await asyncio.to_thread(hub.user_token, "binder")
+    await asyncio.to_thread(hub.api, "POST", "/users/binder/server", token)
+    await asyncio.to_thread(hub.wait_for_server, "binder")
+    path = write_notebook(hub.home("binder"), "welcome.ipynb", ["hello"])
+    url = f"{hub.url}/user/binder"
+    visitor = await join(url, path, token)
+    viewer = await join(url, path, token, "&role=viewer")
+    assert (visitor.role, viewer.role) == ("editor", "viewer")
+    viewer.set_awareness({"cursor": 1})
+    stamped = await eventually(
+        lambda: next((s["user"] for s in visitor.awareness.values() if s["user"]["role"] == "viewer"), None),
+        timeout=20,
+    )
+    assert stamped["display_name"].startswith("Demo ") and stamped["username"].startswith("demo-")
+    viewer.notebook().ycells[0]["source"].insert(0, "no ")
+    code, _ = await viewer.wait_closed(timeout=20)
+    assert code == 1003 and sources(visitor) == ["hello"]
+    await visitor.close()
