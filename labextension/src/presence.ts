@@ -24,6 +24,7 @@ export class PresenceToolbar extends Widget {
     super();
     this.addClass('jp-collab-toolbar');
     this._status = document.createElement('span');
+    this._status.onclick = () => room.retryNow();
     this._badge = document.createElement('span');
     this._badge.className = 'jp-collab-viewOnly';
     this._badge.textContent = 'View only';

@@ -285,11 +285,12 @@ export class RoomConnection {
   }
 
   private async _connect(): Promise<void> {
-    if (this._disposed) {
-      return;
+    if (this._disposed || this._requesting) {
+      return; // one session request at a time (retryNow may race the backoff timer)
     }
     this._setStatus(this._everConnected ? 'reconnecting' : 'connecting');
     let url: string;
+    this._requesting = true;
     try {
       url = await this._roomUrl();
     } catch (error) {
@@ -300,6 +301,8 @@ export class RoomConnection {
         this._scheduleRetry();
       }
       return;
+    } finally {
+      this._requesting = false;
     }
     if (this._disposed) {
       return;
@@ -359,12 +362,16 @@ export class RoomConnection {
     this._timer = window.setTimeout(() => void this._connect(), delay);
   }
 
-  private _onOnline = (): void => {
-    if (this._status === 'reconnecting') {
+  /** While reconnecting: try now instead of waiting for the backoff (a click, or the
+   * browser coming back online). */
+  retryNow(): void {
+    if (this._status === 'reconnecting' && !this._ws) {
       window.clearTimeout(this._timer);
       void this._connect();
     }
-  };
+  }
+
+  private _onOnline = (): void => this.retryNow();
 
   private _fail(action: ICloseAction): void {
     this._message = action.message;
@@ -530,6 +537,7 @@ export class RoomConnection {
   private _ws: WebSocket | null = null;
   private _ready = new PromiseDelegate<void>();
   private _synced = false;
+  private _requesting = false;
   private _everConnected = false;
   private _rights: IRights | null = null;
   private _status: ConnectionStatus = 'connecting';

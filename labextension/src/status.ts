@@ -11,7 +11,9 @@ export function describeStatus(status: IStatus): { text: string; title: string; 
     case 'connecting':
       return { text: 'Connecting…', title: 'Joining the shared document', kind: 'connecting' };
     case 'reconnecting': {
-      const when = status.retryInMs ? ` Next try in ${Math.ceil(status.retryInMs / 1000)} s.` : '';
+      const when = status.retryInMs
+        ? ` Next try in ${Math.ceil(status.retryInMs / 1000)} s (click to try now).`
+        : '';
       return status.unsentEdits
         ? {
             text: 'Offline · unsaved edits',

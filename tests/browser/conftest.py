@@ -124,6 +124,18 @@ async def type_in(page: Any, editor: str, text: str, *, index: int = 0, at_end: 
     await page.keyboard.type(text, delay=10)
 
 
+async def page_state(page: Any) -> dict[str, Any]:
+    """What a page shows of the collaboration: statuses (with their messages) and editors."""
+    return await page.evaluate(
+        """() => ({
+          status: [...document.querySelectorAll('.jp-collab-status')]
+            .map(e => `${e.dataset.status}: ${e.title}`),
+          editors: [...document.querySelectorAll('.cm-content')].map(e => e.innerText),
+          dialogs: [...document.querySelectorAll('.jp-Dialog')].map(e => e.innerText),
+        })"""
+    )
+
+
 def _console(who: str, msg: Any) -> None:
     if msg.type in ("error", "warning") and "jupyter-collab" in msg.text:
         print(f"[{who} console] {msg.type}: {msg.text}")

@@ -8,7 +8,7 @@ import json
 
 from ..conftest import write_notebook
 from ..helpers import disk_sources, eventually, recheck_permissions
-from .conftest import CELL, SHOWS_TEXT, open_document, screenshot, type_in
+from .conftest import CELL, SHOWS_TEXT, open_document, page_state, playwright, screenshot, type_in
 
 READY = ".jp-NotebookPanel-toolbar .jp-collab-status-connected"
 TOOLBAR = ".jp-NotebookPanel-toolbar"
@@ -140,7 +140,13 @@ async def test_server_restart_reconnects_without_duplicates(make_lab, browser):
     lab.start(timeout=60)
     await alice.wait_for_selector(f"{status}[data-status=connected]", timeout=60_000)
     await bob.wait_for_selector(f"{status}[data-status=connected]", timeout=60_000)
-    await bob.wait_for_function(SHOWS_TEXT, arg="# offline edit", timeout=15_000)
+    try:
+        await bob.wait_for_function(SHOWS_TEXT, arg="# offline edit", timeout=30_000)
+    except playwright.Error as exc:  # say what each side shows, for a CI log
+        raise AssertionError(
+            f"alice: {await page_state(alice)}\nbob: {await page_state(bob)}\n"
+            f"disk: {disk_sources(lab, path)}\nserver log tail:\n{lab.log()[-2000:]}"
+        ) from exc
     for page in (alice, bob):
         assert await page.evaluate(CELL_COUNT) == 3
     expected = ["a = 1", "b = 2  # offline edit", "c = 3"]
