@@ -105,6 +105,7 @@ async def open_document(browser: Any, server: ServerProcess, who: str, path: str
     context = await browser.new_context(viewport={"width": 1280, "height": 720})
     page = await context.new_page()
     page.on("console", lambda msg: _console(who, msg))
+    page.on("pageerror", lambda exc: print(f"[{who} pageerror] {exc}"))
     token = TOKENS.get(who, who)
     workspace = f"{who}-{time.monotonic_ns()}"
     await page.goto(f"{server.url}/lab/workspaces/{workspace}/tree/{path}?token={token}&reset")
@@ -137,8 +138,9 @@ async def page_state(page: Any) -> dict[str, Any]:
 
 
 def _console(who: str, msg: Any) -> None:
+    """Our front end's warnings and errors go to the test's output (shown on failure)."""
     if msg.type in ("error", "warning") and "jupyter-collab" in msg.text:
-        print(f"[{who} console] {msg.type}: {msg.text}")
+        print(f"[{who} console] {msg.type}: {msg.text[:300]}")
 
 
 async def screenshot(page: Any, name: str) -> None:
