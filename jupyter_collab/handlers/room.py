@@ -9,6 +9,7 @@ closes only the offending socket, with a code the client understands, and logs o
 from __future__ import annotations
 
 import json
+import struct
 import time
 from asyncio import Future
 from typing import Any
@@ -18,7 +19,7 @@ from jupyter_server.auth.decorator import ws_authenticated
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.base.websocket import WebSocketMixin
 from tornado import web
-from tornado.httputil import HTTPHeaders
+from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler, WebSocketProtocol13
 
 from ..documents import BadRoomId
@@ -34,6 +35,30 @@ CLOSE_FORBIDDEN = 4403  # no access (or revoked): do not reconnect blindly
 CLOSE_NOT_FOUND = 4404
 CLOSE_SERVER_ERROR = 4500
 _MAX_REASON_BYTES = 123  # a close frame's reason must fit in 125 bytes with the code
+_REMEMBERED_FRAME_BYTES = 65536
+
+
+_last_payload: bytes = b""
+_last_frame: bytes = b""
+
+
+def _binary_frame(payload: bytes) -> bytes:
+    """A complete unmasked binary WebSocket frame (RFC 6455) for `payload`; the last one is
+    remembered, since a room's flush sends one payload to each of its clients in turn."""
+    global _last_payload, _last_frame
+    if payload is _last_payload:
+        return _last_frame
+    length = len(payload)
+    if length < 126:
+        header = bytes((0x82, length))
+    elif length <= 0xFFFF:
+        header = struct.pack("!BBH", 0x82, 126, length)
+    else:
+        header = struct.pack("!BBQ", 0x82, 127, length)
+    frame = header + payload
+    if length <= _REMEMBERED_FRAME_BYTES:  # not a large document's state: it would stay in memory
+        _last_payload, _last_frame = payload, frame
+    return frame
 
 
 class RateLimit:
@@ -75,16 +100,6 @@ class RoomHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         after a token login is of no use to a socket (the page that opened it has one, a
         program sends its token), and it stayed in memory as long as the socket: ~2 KB of
         10,000 connections' ~24 KB each."""
-
-    def _release_handshake(self) -> None:
-        """Drop what only the HTTP upgrade needed (request and response headers, query
-        arguments): nothing reads them once the socket is open, and they are kept for its
-        lifetime otherwise."""
-        request = self.request
-        request.headers = HTTPHeaders()
-        request.arguments, request.query_arguments, request.body_arguments = {}, {}, {}
-        request.body = b""
-        self._headers = HTTPHeaders()
 
     @property
     def collab(self) -> Any:
@@ -138,7 +153,6 @@ class RoomHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
             return
         self.room = room
         room.join(self)
-        self._release_handshake()
 
     def _reject(self, code: int, reason: str) -> None:
         self.log.warning("jupyter_collab: %s rejected from room: %s", self.label, reason)
@@ -196,9 +210,16 @@ class RoomHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
             )
             self.close_with(CLOSE_TRY_AGAIN_LATER, "too slow: reconnect to resync")
             return
+        protocol = self.ws_connection
         try:
-            future = self.write_message(frame, binary=True)
-        except WebSocketClosedError:
+            if isinstance(protocol, WebSocketProtocol13) and protocol._compressor is None:
+                # The same frame goes to every client of a room: framed once (server frames
+                # are not masked) and written straight to the stream, without the Task that
+                # `write_message` makes per write (most of a busy room's CPU went there).
+                future = protocol.stream.write(_binary_frame(frame))
+            else:
+                future = self.write_message(frame, binary=True)
+        except (WebSocketClosedError, StreamClosedError):
             return
         size = len(frame)
         self._queued_bytes += size
