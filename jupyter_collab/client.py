@@ -99,10 +99,13 @@ async def open_session(
     return json.loads(response.body)
 
 
-def room_url(server_url: str, session: dict[str, Any], token: str) -> str:
+def room_url(server_url: str, session: dict[str, Any], token: str | None = None) -> str:
+    """The room's WebSocket URL; with `token`, it is in the query (prefer an Authorization
+    header: JupyterHub ignores a query token on WebSockets from non-browsers)."""
     ws_base = server_url.rstrip("/").replace("http://", "ws://", 1).replace("https://", "wss://", 1)
     room = f"{session['format']}:{session['type']}:{session['fileId']}"
-    return f"{ws_base}/api/collaboration/room/{room}?sessionId={session['sessionId']}&token={token}"
+    url = f"{ws_base}/api/collaboration/room/{room}?sessionId={session['sessionId']}"
+    return f"{url}&token={token}" if token is not None else url
 
 
 class RoomClient:
@@ -120,8 +123,10 @@ class RoomClient:
         ping_interval: float | None = None,
         send_interval: float = 0.0,
         apply_unrelated: bool = True,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.url = url
+        self.headers = headers or {}  # sent with the upgrade request, e.g. Authorization
         # False: when the server's history shares nothing with ours (it restarted without
         # its history store), do not take its document into ours (that would double every
         # cell); it merges ours by cell id and closes us with 1003, and we start afresh.
@@ -170,7 +175,7 @@ class RoomClient:
         self.unrelated = False
         try:
             ws = await websocket_connect(
-                self.url,
+                HTTPRequest(self.url, headers=self.headers),
                 max_message_size=256 * 1024 * 1024,
                 ping_interval=self.ping_interval,
                 ping_timeout=self.ping_interval,
@@ -858,6 +863,7 @@ class NotebookClient:
             ping_interval=self.ping_interval,
             send_interval=self.send_interval,
             apply_unrelated=False,
+            headers={"Authorization": f"token {self.token}"},
         )
 
     def _attach(self, room: RoomClient) -> None:
@@ -877,7 +883,7 @@ class NotebookClient:
 
     async def _connect(self, room: RoomClient) -> None:
         session = await open_session(self.server_url, self.path, self.token)
-        room.url = room_url(self.server_url, session, self.token)
+        room.url = room_url(self.server_url, session)
         await room.connect(timeout=self.timeout)
         if self._fresh:
             self._fresh = False

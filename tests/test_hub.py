@@ -20,7 +20,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.httpclient import HTTPClientError
 
 from jupyter_collab.client import RoomClient, open_session, room_url
 
@@ -67,13 +67,12 @@ def set_shares(owner: Owner, grants: dict | str) -> None:
 
 
 async def join(server_url: str, path: str, token: str, query: str = "") -> RoomClient:
-    """Join a room with the token in the Authorization header, not only in the URL: a
-    JupyterHub server ignores `?token=` on a WebSocket unless the request says
-    `Sec-Fetch-Mode: websocket`, which browsers send and tornado's client does not."""
+    """Join a room with the token in the Authorization header: a JupyterHub server ignores
+    `?token=` on a WebSocket unless the request says `Sec-Fetch-Mode: websocket`, which
+    browsers send and tornado's client does not (NotebookClient sends the header too)."""
     session = await open_session(server_url, path, token)
-    url = room_url(server_url, session, token) + query
-    request = HTTPRequest(url, headers={"Authorization": f"token {token}"})
-    return await RoomClient(request).connect(timeout=30)  # type: ignore[arg-type]
+    client = RoomClient(room_url(server_url, session) + query, headers={"Authorization": f"token {token}"})
+    return await client.connect(timeout=30)
 
 
 async def test_owner_shares_one_notebook_with_a_viewer_through_the_hub(hub: HubProcess, alice: Owner) -> None:
