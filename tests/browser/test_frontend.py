@@ -92,6 +92,12 @@ async def test_follow_moves_the_followers_view(make_lab, browser):
 
 
 CELL_COUNT = "() => document.querySelectorAll('.jp-Notebook .jp-Cell').length"
+# An edit through CodeMirror (the same path as typing), at the end of cell i.
+APPEND_IN_EDITOR = """([i, text]) => {
+  const editor = window.jupyterapp.shell.currentWidget.content.widgets[i].editor;
+  editor.setCursorPosition(editor.getPositionAt(editor.model.sharedModel.getSource().length));
+  editor.replaceSelection(text);
+}"""
 
 
 async def test_viewer_cannot_edit_and_sees_the_badge(make_lab, browser):
@@ -133,8 +139,10 @@ async def test_server_restart_reconnects_without_duplicates(make_lab, browser):
     lab.kill()
     status = ".jp-NotebookPanel-toolbar .jp-collab-status"
     await alice.wait_for_selector(f'{status}[data-status="reconnecting"]', timeout=30_000)
-    # Typing while the server is away: kept, and said so.
-    await type_in(alice, CELL, "  # offline edit", index=1)
+    # Editing while the server is away: kept, and said so. Through the cell's editor API
+    # rather than the keyboard: JupyterLab's own modal "Server Connection Error" dialog
+    # may pop up at any moment now and take the keyboard focus.
+    await alice.evaluate(APPEND_IN_EDITOR, [1, "  # offline edit"])
     await alice.wait_for_selector(f'{status}[data-status="offline"]', timeout=15_000)
     await screenshot(alice, "ours-offline-alice.png")
     lab.start(timeout=60)
