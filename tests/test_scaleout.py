@@ -71,6 +71,10 @@ async def two_clients(a: ClusterServer, b: ClusterServer, *cells: str) -> tuple[
     return path, await join_at(a, path), await join_at(b, path)
 
 
+def room_of(client: RoomClient) -> str:
+    return client.url.split("/room/")[1].split("?")[0]
+
+
 async def close_all(clients: list[RoomClient]) -> None:
     for client in clients:
         await client.close()
@@ -171,6 +175,24 @@ async def test_a_process_opening_the_room_as_redis_returns_joins_the_live_state(
     await close_all(clients)
 
 
+async def test_a_room_whose_snapshot_is_gone_opens_from_its_file(cluster, nodes):
+    server, _ = cluster
+    a, b, _ = nodes
+    path = write_notebook(a.root, sources=["w"])
+    on_a = await join_at(a, path)
+    append_text(on_a, 0, "-saved")
+    await eventually(lambda: disk_sources(a, path) == ["w-saved"])
+    room = room_of(on_a)
+    await on_a.close()
+    with redis.Redis(port=server.port) as r:  # the room closes on a; then its snapshot expires
+        await eventually(lambda: not r.exists(f"collab:{{{room}}}:lease"), timeout=20)
+        r.delete(f"collab:{{{room}}}:snapshot")
+        assert r.xlen(f"collab:{{{room}}}:updates") > 0  # a's updates stay, without their base
+    on_b = await join_at(b, path)
+    assert sources(on_b) == ["w-saved"]
+    await on_b.close()
+
+
 async def test_revocation_on_one_process_reaches_the_others(nodes):
     a, b, c = nodes
     path = write_notebook(a.root, sources=["s"])
@@ -200,7 +222,7 @@ async def test_process_behind_the_trim_point_repairs_itself(cluster, nodes):
         for i in range(5):
             append_text(on_a, 0, f"-{i}")
             await asyncio.sleep(0.02)
-        room = on_a.url.split("/room/")[1].split("?")[0]
+        room = room_of(on_a)
         await eventually(lambda: sources(on_a)[0] == "m-0-1-2-3-4")
         with redis.Redis(port=server.port) as r:  # everything b has not read is trimmed away
             stream = f"collab:{{{room}}}:updates"

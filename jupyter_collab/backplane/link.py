@@ -11,9 +11,10 @@ Per room, Redis holds:
   sees a gap in some process's sequence numbers (or, when it opens the room, in the
   stream's trimmed ids) and repairs itself with a state-vector request, which every other
   process answers with what it lacks.
-- `collab:{room}:snapshot`, a hash `{state, id, base, base_hash}` written by the lease
-  holder: the full document as of stream id `id`, and the content last written to (or read
-  from) disk. A process opening the room starts from it and reads the stream from `id`.
+- `collab:{room}:snapshot`, a hash `{state, id, base, base_hash, written}` written by the
+  lease holder: the full document as of stream id `id`, the content last written to (or
+  read from) disk, and the content hash of the last write announced (set together with its
+  stream entry). A process opening the room starts from it and reads the stream from `id`.
 - `collab:{room}:lease`, the save lease: the id of the one process that writes the file
   (SET NX PX, renewed by compare-and-expire, so a dead holder's lease runs out).
 - `collab:{room}:awareness`, a pub/sub channel for presence (ephemeral, so not a stream).
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 STREAM_MAXLEN = 2000  # entries kept per room stream (approximately): the catch-up window
 KEY_TTL_SECONDS = 86_400  # a room's keys outlive its last process by a day
 EMPTY_UPDATE = b"\x00\x00"
+OPEN_PATIENCE_SECONDS = 5.0  # how long opening waits for processes still republishing
 # Awareness messages: 32 hex chars of process id, one kind byte, payload.
 AWARENESS_STATES = b"a"
 AWARENESS_HELLO = b"?"  # "I just opened this room: send me your states"
@@ -73,6 +75,7 @@ class RoomLink:
         self._tail: asyncio.Future | None = None  # the last send: sends go out in order
         self._sequence = 0  # entries this process added to the stream
         self._seen: dict[str, int] = {}  # the last sequence number read from each process
+        self._created = time.monotonic()
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -89,6 +92,8 @@ class RoomLink:
                 (snapshot.get(b"base_hash") or b"").decode() or None,
             )
             self.last_id = snapshot.get(b"id", b"0-0").decode()
+            if snapshot.get(b"written"):
+                self._written.append(snapshot[b"written"].decode())
             await self._load_room(shared, owner)
             self.room.loaded_from = "the shared state"
             # What loading added (the local history, a merged file) is news to the others.
@@ -97,18 +102,30 @@ class RoomLink:
                 await self.publish_update(added)
             await self.check_gap(self.last_id)
             return True
-        if await self.backplane.just_restarted() or not await self.try_acquire():
+        if await self.backplane.just_restarted():
             return False
         # No snapshot, but maybe a stream: Redis came back empty and the processes holding
-        # the room are republishing their state. That state is the room; the file is only
-        # its base then (loading the file afresh would start an unrelated history).
+        # the room republished their full state. That state is the room; the file is only
+        # its base then (loading the file afresh would start an unrelated history). A
+        # process that has added updates but not its full state yet is waited for (a
+        # while); a stream without any full state is left over from processes that are
+        # gone, and the file is loaded.
         entries = await self.redis.xrange(self.stream)
-        updates = [fields[b"u"] for _, fields in entries if fields.get(b"t") == b"u"]
+        full = {fields[b"o"] for _, fields in entries if fields.get(b"t") == b"f"}
+        if full and not {fields[b"o"] for _, fields in entries} <= full and self._patient():
+            return False
+        updates = [fields[b"u"] for _, fields in entries if fields.get(b"t") in (b"u", b"f")]
+        state = merge_updates(*updates) if full else None
+        if not await self.try_acquire():
+            return False
         self.last_id = entries[-1][0].decode() if entries else "0-0"
-        await self._load_room(StoredDocument(merge_updates(*updates), None, None) if updates else None, True)
+        await self._load_room(StoredDocument(state, None, None) if state else None, True)
         self.base_dirty = True
         await self.write_snapshot()
         return True
+
+    def _patient(self) -> bool:
+        return time.monotonic() - self._created < OPEN_PATIENCE_SECONDS
 
     async def _load_room(self, shared: StoredDocument | None, owner: bool) -> None:
         try:
@@ -189,8 +206,8 @@ class RoomLink:
             await asyncio.wait([previous])
         await self.backplane.guarded(command)
 
-    async def publish_update(self, update: bytes) -> None:
-        await self._xadd({"t": "u", "u": update})
+    async def publish_update(self, update: bytes, *, full: bool = False) -> None:
+        await self._xadd({"t": "f" if full else "u", "u": update})
 
     async def request_sync(self) -> None:
         await self._xadd({"t": "s", "v": self.room.document.ydoc.get_state()})
@@ -203,16 +220,20 @@ class RoomLink:
         self.base_dirty = True
         self._written.append(digest)
         if self.backplane.connected:
-            await self._send(self._xadd({"t": "w", "c": digest}))
+            await self._send(self._xadd({"t": "w", "c": digest}, snapshot={"written": digest}))
 
-    async def _xadd(self, fields: dict[str, Any]) -> None:
+    async def _xadd(self, fields: dict[str, Any], snapshot: dict[str, Any] | None = None) -> None:
+        """Add an entry; with `snapshot`, set those snapshot fields in the same transaction
+        (a process opening the room sees both or neither)."""
         self._sequence += 1
-        await self.redis.xadd(
-            self.stream,
-            {"o": self.process, "n": self._sequence, **fields},
-            maxlen=STREAM_MAXLEN,
-            approximate=True,
-        )
+        entry = {"o": self.process, "n": self._sequence, **fields}
+        if snapshot is None:
+            await self.redis.xadd(self.stream, entry, maxlen=STREAM_MAXLEN, approximate=True)
+            return
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.xadd(self.stream, entry, maxlen=STREAM_MAXLEN, approximate=True)
+        pipe.hset(self.snapshot_key, mapping=snapshot)
+        await pipe.execute()
 
     def awareness_message(self, kind: bytes, payload: bytes = b"") -> bytes:
         return self.process.encode() + kind + payload
@@ -222,7 +243,7 @@ class RoomLink:
 
     async def write_snapshot(self, *, only_if_missing: bool = False) -> None:
         """Store the full document as of `last_id` (and the disk base when it changed)."""
-        if only_if_missing and await self.redis.exists(self.snapshot_key):
+        if only_if_missing and await self.redis.hexists(self.snapshot_key, "state"):
             return
         room = self.room
         fields: dict[str, Any] = {"state": room.document.ydoc.get_update(), "id": self.last_id}
@@ -243,7 +264,7 @@ class RoomLink:
     async def resync(self) -> None:
         """Redis is back (maybe empty): republish everything we hold, and ask for the rest."""
         self._pending.clear()
-        await self.publish_update(self.room.document.ydoc.get_update())
+        await self.publish_update(self.room.document.ydoc.get_update(), full=True)
         await self.request_sync()
         await self.write_snapshot(only_if_missing=True)
         await self.publish_awareness(AWARENESS_HELLO)
@@ -267,7 +288,7 @@ class RoomLink:
             gap = gap or (previous is not None and sequence > previous + 1)
             self._seen[origin] = max(sequence, previous or 0)
             kind = fields.get(b"t")
-            if kind == b"u":
+            if kind in (b"u", b"f"):
                 updates.append(fields[b"u"])
             elif kind == b"s":
                 missing = self.room.document.ydoc.get_update(fields[b"v"])

@@ -135,6 +135,7 @@ class RedisBackplane(LocalBackplane):
                 self.lost(exc)
                 pause = 0.5
             if loop.time() > deadline:
+                self.log.warning("jupyter_collab: cannot open %s: Redis did not answer in time", room.room_id)
                 raise BackplaneUnavailable(f"could not open {room.room_id} through Redis")
             await asyncio.sleep(pause)
         room.link = link
