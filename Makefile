@@ -10,6 +10,9 @@ PIP := $(PY) -m pip
 # The editable install builds the JupyterLab front end (labextension/) when its sources
 # are newer than the last build.
 $(VENV)/.installed-%: pyproject.toml labextension/package.json $(wildcard labextension/src/*.ts)
+	@command -v node >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs >/dev/null; } || \
+	  { echo "Node.js >= 18 builds the JupyterLab extension from source: apt-get install nodejs"; exit 1; }
 	python3 -m venv $(VENV)
 	$(PIP) install -q -U pip
 	$(PIP) install -q -e ".[$*]"
