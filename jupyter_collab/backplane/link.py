@@ -81,7 +81,9 @@ class RoomLink:
 
     async def load(self) -> bool:
         """Load the room: from the shared snapshot if there is one, else from disk when this
-        process wins the lease. False: another process is loading it first (ask again)."""
+        process wins the lease. False: another process is loading it first (ask again).
+        Redis errors before the room is loaded propagate (the caller asks again); after,
+        they only mark Redis as lost (the room is loaded once, and resynced later)."""
         snapshot = await self.redis.hgetall(self.snapshot_key)
         if snapshot.get(b"state"):
             owner = await self.try_acquire()
@@ -99,8 +101,8 @@ class RoomLink:
             # What loading added (the local history, a merged file) is news to the others.
             added = self.room.document.ydoc.get_update(get_state(shared.state))
             if added != EMPTY_UPDATE:
-                await self.publish_update(added)
-            await self.check_gap(self.last_id)
+                await self.backplane.guarded(self.publish_update(added))
+            await self.backplane.guarded(self.check_gap(self.last_id))
             return True
         if await self.backplane.just_restarted():
             return False
@@ -121,7 +123,7 @@ class RoomLink:
         self.last_id = entries[-1][0].decode() if entries else "0-0"
         await self._load_room(StoredDocument(state, None, None) if state else None, True)
         self.base_dirty = True
-        await self.write_snapshot()
+        await self.backplane.guarded(self.write_snapshot())  # else written when Redis is back
         return True
 
     def _patient(self) -> bool:

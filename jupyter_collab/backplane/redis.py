@@ -58,6 +58,8 @@ class BackplaneUnavailable(Exception):
 
 
 class RedisBackplane(LocalBackplane):
+    """This process's side of the Redis backplane: the rooms linked here and the loops."""
+
     def __init__(self, url: str, *, log: logging.Logger, lease_seconds: float = LEASE_SECONDS) -> None:
         self.url = url
         self.log = log
