@@ -82,6 +82,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
       editorFactory.contentProviderId = PROVIDER_ID;
     }
 
+    // Preferences (cursor names, being followed), applied to every document as it opens.
+    applySettings(settingRegistry, PLUGIN_ID, provider);
+
     // Remote cursors in every editor bound to a shared text that has awareness.
     extensions.addExtension({
       name: 'jupyter-collab:remote-cursors',
@@ -102,7 +105,6 @@ const plugin: JupyterFrontEndPlugin<void> = {
         return;
       }
       attached.set(widget, new DocumentCollab(widget, open, isNotebook));
-      settings.applyTo(open);
     };
     notebooks?.widgetAdded.connect((_, panel) => attach(panel, true));
     editors?.widgetAdded.connect((_, widget) => attach(widget, false));
@@ -179,9 +181,6 @@ const plugin: JupyterFrontEndPlugin<void> = {
         activeStateChanged: labShell?.currentChanged as any
       });
     }
-
-    // Preferences.
-    const settings = applySettings(settingRegistry, PLUGIN_ID, provider);
   }
 };
 

@@ -14,7 +14,7 @@ export function applySettings(
   registry: ISettingRegistry | null,
   pluginId: string,
   provider: CollabContentProvider
-): { applyTo(open: IOpenDocument): void } {
+): void {
   const prefs: IPreferences = { cursorNames: 'always', allowFollow: true };
   const applyTo = (open: IOpenDocument) => {
     // Followers read it to grey out our avatar; the follow itself is theirs to stop.
@@ -42,5 +42,4 @@ export function applySettings(
       .catch(error => console.warn('jupyter-collab: settings not loaded', error));
   }
   provider.documentOpened.connect((_, open) => applyTo(open));
-  return { applyTo };
 }

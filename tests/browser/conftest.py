@@ -55,8 +55,11 @@ c.LabApp.user_settings_dir = {settings!r}
 """
 
 
-def lab_server(base: Path, front_end: str, extra_config: str = "") -> ServerProcess:
-    """A JupyterLab server with `front_end` ("ours", "theirs" or "both") enabled."""
+def lab_server(
+    base: Path, front_end: str, extra_config: str = "", preferences: dict[str, Any] | None = None
+) -> ServerProcess:
+    """A JupyterLab server with `front_end` ("ours", "theirs" or "both") enabled, and our
+    plugin's `preferences` in its user settings (shared by every user of this server)."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     config_dir = base / "config" / "labconfig"
@@ -73,6 +76,10 @@ def lab_server(base: Path, front_end: str, extra_config: str = "") -> ServerProc
     notification.parent.mkdir(parents=True, exist_ok=True)
     # No "news" or "update" toasts over the screenshots.
     notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    if preferences:
+        ours = settings / OURS / "plugin.jupyterlab-settings"
+        ours.parent.mkdir(parents=True, exist_ok=True)
+        ours.write_text(json.dumps(preferences))
     extra = LAB_CONFIG.format(workspaces=str(base / "workspaces"), settings=str(settings))
     return ServerProcess(base, app="jupyterlab", extra_config=extra + extra_config)
 
@@ -81,8 +88,9 @@ def lab_server(base: Path, front_end: str, extra_config: str = "") -> ServerProc
 def make_lab(tmp_path: Path) -> Iterator[Any]:
     started: list[ServerProcess] = []
 
-    def make(front_end: str = "ours", extra_config: str = "") -> ServerProcess:
-        server = lab_server(tmp_path / f"lab-{len(started)}", front_end, extra_config).start(timeout=60)
+    def make(front_end: str = "ours", extra_config: str = "", **preferences: Any) -> ServerProcess:
+        base = tmp_path / f"lab-{len(started)}"
+        server = lab_server(base, front_end, extra_config, preferences).start(timeout=60)
         started.append(server)
         return server
 

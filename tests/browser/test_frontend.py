@@ -91,6 +91,25 @@ async def test_follow_moves_the_followers_view(make_lab, browser):
     assert await alice.evaluate(ACTIVE_INDEX) == 20
 
 
+async def test_preferences_no_following_and_names_on_hover(make_lab, browser):
+    lab = make_lab("ours", allowFollow=False, cursorNames="hover")
+    path = write_notebook(lab.root, "private.ipynb", sources=["a = 1", "b = 2"])
+    alice = await open_document(browser, lab, "alice", path, selector=READY)
+    bob = await open_document(browser, lab, "bob", path, selector=READY)
+    await alice.wait_for_selector("body.jp-collab-names-hover", state="attached", timeout=15_000)
+    bob_avatar = alice.locator(f'{TOOLBAR} .jp-collab-avatar[data-username="bob"]')
+    await alice.wait_for_function(
+        "el => el.title.includes('Does not allow being followed')",
+        arg=await bob_avatar.element_handle(timeout=15_000),
+        timeout=15_000,
+    )
+    await bob_avatar.click()
+    await bob.locator(CELL).nth(1).click()
+    await bob.wait_for_timeout(1000)  # nothing to wait for: she must *not* follow
+    assert await alice.evaluate(ACTIVE_INDEX) == 0
+    assert not await bob.locator(".jp-collab-followedBy").is_visible()
+
+
 CELL_COUNT = "() => document.querySelectorAll('.jp-Notebook .jp-Cell').length"
 # An edit through CodeMirror (the same path as typing), at the end of cell i.
 APPEND_IN_EDITOR = """([i, text]) => {
