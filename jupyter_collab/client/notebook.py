@@ -1,34 +1,22 @@
-"""A Python collaborator: joins a room over the real WebSocket, like a browser tab does.
-
-`RoomClient` speaks the Yjs sync and awareness protocol with a pycrdt document and is
-what our tests (and, later, higher-level API clients) build on.
-"""
+"""`NotebookClient`: a program joins a notebook as a named collaborator and edits it by
+cell id, with reconnection, the server's refusals turned into exceptions, and change streams."""
 
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import json
 import logging
-import queue
 import random
-import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
-from urllib.parse import quote
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from jupyter_ydoc import YNotebook, YUnicode
-from pycrdt import Doc, TransactionEvent, merge_updates
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
+from jupyter_ydoc import YNotebook
+from pycrdt import Doc, TransactionEvent
+from tornado.httpclient import HTTPClientError
 
-from . import __version__
-from .cells import (
-    CellConflict,
-    CellError,
-    CellNotFound,
+from .. import __version__
+from ..cells import (
     delete_cell,
     find,
     insert_cell,
@@ -37,347 +25,22 @@ from .cells import (
     read_cell,
     read_cells,
 )
-from .protocol import (
-    AwarenessEntry,
-    AwarenessMessage,
-    ProtocolError,
-    SyncMessage,
-    SyncType,
-    awareness_frame,
-    decode_awareness,
-    decode_message,
-    decode_server_notice,
-    decode_state_vector,
-    encode_awareness,
-    save_request_frame,
-    sync_frame,
+from ..rooms.guard import lock_flags
+from .changes import (
+    AccessDenied,
+    CellLocked,
+    Change,
+    ChangeRefused,
+    ClientClosedError,
+    ReadOnlyError,
+    _diff,
+    _Snapshot,
+    _snapshot,
 )
-from .rooms.guard import lock_flags
+from .room import RoomClient, RoomClosed, open_session, room_url
 
-__all__ = [
-    "AccessDenied",
-    "CellConflict",
-    "CellError",
-    "CellLocked",
-    "CellNotFound",
-    "Change",
-    "ChangeRefused",
-    "ChangeStream",
-    "ClientClosedError",
-    "NotebookClient",
-    "ReadOnlyError",
-    "RoomClient",
-    "RoomClosed",
-    "SyncChangeStream",
-    "SyncNotebookClient",
-    "open_session",
-    "room_url",
-]
-
-
-class RoomClosed(Exception):
-    """The server closed the connection; `code` and `reason` say why."""
-
-    def __init__(self, code: int | None, reason: str | None) -> None:
-        super().__init__(f"room closed: {code} {reason}")
-        self.code = code
-        self.reason = reason
-
-
-async def open_session(
-    server_url: str, path: str, token: str, *, file_format: str = "json", file_type: str = "notebook"
-) -> dict[str, Any]:
-    """`PUT /api/collaboration/session/{path}`: the room of a file."""
-    response = await AsyncHTTPClient().fetch(
-        HTTPRequest(
-            f"{server_url.rstrip('/')}/api/collaboration/session/{quote(path)}",
-            method="PUT",
-            body=json.dumps({"format": file_format, "type": file_type}),
-            headers={"Authorization": f"token {token}"},
-        )
-    )
-    return json.loads(response.body)
-
-
-def room_url(server_url: str, session: dict[str, Any], token: str | None = None) -> str:
-    """The room's WebSocket URL; with `token`, it is in the query (prefer an Authorization
-    header: JupyterHub ignores a query token on WebSockets from non-browsers)."""
-    ws_base = server_url.rstrip("/").replace("http://", "ws://", 1).replace("https://", "wss://", 1)
-    room = f"{session['format']}:{session['type']}:{session['fileId']}"
-    url = f"{ws_base}/api/collaboration/room/{room}?sessionId={session['sessionId']}"
-    return f"{url}&token={token}" if token is not None else url
-
-
-class RoomClient:
-    """One connection to a room, with its own pycrdt document.
-
-    Local changes to `doc` are sent to the server; remote changes are applied to it.
-    """
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        doc: Doc | None = None,
-        user: dict[str, Any] | None = None,
-        ping_interval: float | None = None,
-        send_interval: float = 0.0,
-        apply_unrelated: bool = True,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        self.url = url
-        self.headers = headers or {}  # sent with the upgrade request, e.g. Authorization
-        # False: when the server's history shares nothing with ours (it restarted without
-        # its history store), do not take its document into ours (that would double every
-        # cell); it merges ours by cell id and closes us with 1003, and we start afresh.
-        self.apply_unrelated = apply_unrelated
-        self.unrelated = False  # the server's history is unrelated to ours (see above)
-        self.ping_interval = ping_interval  # WebSocket pings, to notice a dead connection
-        # Local edits go out at most once per `send_interval` seconds (those made in between
-        # are merged into one message), to stay under the server's message rate limit.
-        self.send_interval = send_interval
-        self._last_send = float("-inf")
-        self.doc = doc if doc is not None else Doc()
-        self.user = user
-        self.ws: WebSocketClientConnection | None = None
-        self.synced = asyncio.Event()
-        self.closed = asyncio.Event()
-        self.close_code: int | None = None
-        self.close_reason: str | None = None
-        self.awareness: dict[int, dict[str, Any]] = {}
-        self.save_replies: dict[int, dict[str, Any]] = {}
-        self.notices: list[dict[str, Any]] = []  # the server's JSON messages (role, refusals)
-        self.role: str | None = None
-        self._save_waiters: dict[int, asyncio.Future] = {}
-        self._next_save = 0
-        self._awareness_clock = 0
-        self._reader: asyncio.Task | None = None
-        self._subscription = None
-        self._applying_remote = False
-        self._pending_writes: set[asyncio.Task] = set()
-        self._local_updates: list[bytes] = []
-
-    async def connect(self, timeout: float = 10.0) -> RoomClient:
-        """Join (or rejoin) the room and wait until synced.
-
-        Raises RoomClosed if the server closes the connection first, TimeoutError if it
-        does not sync in time, and the connection error if the server cannot be reached
-        (the client is then `closed`, and edits made meanwhile go out on the next connect).
-        """
-        if self._reader is not None:
-            self._reader.cancel()
-        if self.ws is not None and self.ws.close_code is None:
-            self.ws.close(1000)
-        self.ws = None  # offline while connecting: edits go out with the sync handshake
-        self.synced.clear()
-        self.closed.clear()
-        self.close_code = self.close_reason = None
-        self.unrelated = False
-        try:
-            ws = await websocket_connect(
-                HTTPRequest(self.url, headers=self.headers),
-                max_message_size=256 * 1024 * 1024,
-                ping_interval=self.ping_interval,
-                ping_timeout=self.ping_interval,
-            )
-        except BaseException:
-            self.closed.set()
-            raise
-        self.ws = ws
-        if self._subscription is None:
-            self._subscription = self.doc.observe(self._on_local_change)
-        if self.user is not None:
-            self.set_awareness({"user": self.user})
-        await self._write(sync_frame(SyncType.STEP1, self.doc.get_state()))
-        self._reader = asyncio.get_running_loop().create_task(self._read_loop(ws))
-        synced = asyncio.ensure_future(self.synced.wait())
-        closed = asyncio.ensure_future(self.closed.wait())
-        try:
-            await asyncio.wait([synced, closed], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            synced.cancel()
-            closed.cancel()
-        if self.synced.is_set():
-            return self
-        if self.closed.is_set():
-            raise RoomClosed(self.close_code, self.close_reason)
-        raise TimeoutError("the room did not sync in time")
-
-    @property
-    def connected(self) -> bool:
-        return self.ws is not None and not self.closed.is_set()
-
-    async def _write(self, frame: bytes) -> None:
-        if self.ws is None:
-            return
-        try:
-            await self.ws.write_message(frame, binary=True)
-        except WebSocketClosedError:
-            pass  # unsent edits stay in the document and go out with the next sync
-
-    def _track(self, coroutine: Any) -> None:
-        """Run a send in the background; `disconnect` and `save` wait for pending ones."""
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._pending_writes.add(task)
-        task.add_done_callback(self._pending_writes.discard)
-
-    def _on_local_change(self, event: TransactionEvent) -> None:
-        update = event.update
-        if update == b"\x00\x00" or self._applying_remote or not self.connected:
-            return  # offline edits reach the server through sync step 2 on reconnect
-        # Edits made in one turn of the event loop (or within `send_interval`) go out as one message.
-        if not self._local_updates:
-            self._track(self._send_local_updates())
-        self._local_updates.append(update)
-
-    async def _send_local_updates(self) -> None:
-        loop = asyncio.get_running_loop()
-        await asyncio.sleep(max(0.0, self._last_send + self.send_interval - loop.time()))
-        self._last_send = loop.time()
-        updates, self._local_updates = self._local_updates, []
-        if updates:
-            merged = updates[0] if len(updates) == 1 else merge_updates(*updates)
-            await self._write(sync_frame(SyncType.UPDATE, merged))
-
-    def _apply_remote(self, update: bytes) -> None:
-        self._applying_remote = True
-        try:
-            self.doc.apply_update(update)
-        finally:
-            self._applying_remote = False
-
-    async def _read_loop(self, ws: WebSocketClientConnection) -> None:
-        try:
-            await self._read_frames(ws)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # Something we cannot apply: drop the connection (a reconnect resyncs).
-            ws.close(1011)
-        if self.ws is ws:
-            self.close_code = ws.close_code
-            self.close_reason = ws.close_reason
-            self.closed.set()
-
-    async def _read_frames(self, ws: WebSocketClientConnection) -> None:
-        while True:
-            frame = await ws.read_message()
-            if frame is None:
-                return
-            if isinstance(frame, str):
-                continue
-            try:
-                message = decode_message(frame)
-            except ProtocolError:
-                message = decode_server_notice(frame)
-                if message is None:
-                    continue
-            if isinstance(message, dict):
-                self._on_custom(message)
-            elif isinstance(message, SyncMessage):
-                if message.kind == SyncType.STEP1:
-                    if not self.apply_unrelated and self._is_unrelated(message.payload):
-                        self.unrelated = True
-                    await self._write(sync_frame(SyncType.STEP2, self.doc.get_update(message.payload)))
-                elif self.unrelated:
-                    continue  # not ours to take in: the server merges ours and closes us
-                else:
-                    self._apply_remote(message.payload)
-                    if message.kind == SyncType.STEP2:
-                        self.synced.set()
-            elif isinstance(message, AwarenessMessage):
-                for entry in decode_awareness(message.payload):
-                    state = json.loads(entry.state_json) if entry.state_json else None
-                    if state is None:
-                        self.awareness.pop(entry.client_id, None)
-                    else:
-                        self.awareness[entry.client_id] = state
-
-    def _is_unrelated(self, server_state: bytes) -> bool:
-        """Whether both documents have history and none of it is shared."""
-        try:
-            theirs = decode_state_vector(server_state)
-            ours = decode_state_vector(self.doc.get_state())
-        except ProtocolError:
-            return False
-        return bool(theirs) and bool(ours) and not (theirs.keys() & ours.keys())
-
-    def _on_custom(self, body: dict[str, Any]) -> None:
-        self.notices.append(body)
-        if body.get("type") == "role":
-            self.role = body.get("role")
-        if body.get("type") == "save":
-            request_id = body.get("responseTo")
-            self.save_replies[request_id] = body
-            waiter = self._save_waiters.pop(request_id, None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(body)
-
-    def set_awareness(self, state: dict[str, Any] | None) -> None:
-        self._awareness_clock += 1
-        entry = AwarenessEntry(self.doc.client_id, self._awareness_clock, json.dumps(state))
-        self._track(self._write(awareness_frame(encode_awareness([entry]))))
-
-    async def save(self, timeout: float = 10.0) -> dict[str, Any]:
-        """Ask the server to save now; returns its reply (`status`: success/skipped/failed).
-
-        Edits made before the call are sent first. Raises RoomClosed if the server closes
-        the connection instead of answering.
-        """
-        if self._pending_writes:
-            await asyncio.wait(list(self._pending_writes), timeout=timeout)
-        self._next_save += 1
-        waiter = asyncio.get_running_loop().create_future()
-        self._save_waiters[self._next_save] = waiter
-        await self._write(save_request_frame(self._next_save))
-        closed = asyncio.ensure_future(self.closed.wait())
-        try:
-            await asyncio.wait([waiter, closed], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            closed.cancel()
-        if waiter.done():
-            return waiter.result()
-        waiter.cancel()
-        if self.closed.is_set():
-            raise RoomClosed(self.close_code, self.close_reason)
-        raise TimeoutError("no reply to the save request")
-
-    async def send_raw(self, frame: bytes | str) -> None:
-        """Send any frame, valid or not (for tests of the server's defences)."""
-        assert self.ws is not None
-        await self.ws.write_message(frame, binary=isinstance(frame, bytes))
-
-    async def wait_closed(self, timeout: float = 10.0) -> tuple[int | None, str | None]:
-        await asyncio.wait_for(self.closed.wait(), timeout)
-        return self.close_code, self.close_reason
-
-    async def disconnect(self) -> None:
-        """Go offline (after sending what is queued); later edits go out on `connect()`."""
-        if self._pending_writes:
-            await asyncio.wait(list(self._pending_writes), timeout=5)
-        if self.ws is not None:
-            self.ws.close(1000)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.closed.wait(), 5)
-        if self._reader is not None:
-            self._reader.cancel()
-        self.closed.set()
-        self.ws = None
-
-    async def close(self) -> None:
-        await self.disconnect()
-        if self._subscription is not None:
-            self.doc.unobserve(self._subscription)
-            self._subscription = None
-
-    def notebook(self) -> YNotebook:
-        return YNotebook(self.doc)
-
-    def text(self) -> YUnicode:
-        return YUnicode(self.doc)
-
-
-# -- the client for programs -------------------------------------------------------------------
+if TYPE_CHECKING:
+    from .sync import SyncNotebookClient
 
 AGENT = f"jupyter-collab-client/{__version__}"
 _UNSET: Any = object()
@@ -388,99 +51,6 @@ _FATAL_CODES = {1009, 4400, 4403, 4404}  # retrying would give the same answer
 _SLOW_DOWN_CODES = {1008, 1013}  # over a limit or too slow: reconnect, but not at once
 
 log = logging.getLogger("jupyter_collab.client")
-
-
-class ReadOnlyError(PermissionError):
-    """This client's role on the document (e.g. viewer) does not allow edits."""
-
-
-class CellLocked(PermissionError):
-    """The cell is locked (metadata `editable`/`deletable` false) and we are not an owner."""
-
-
-class ChangeRefused(PermissionError):
-    """The server refused changes this client had made; they were dropped (see `reasons`)."""
-
-    def __init__(self, reasons: list[str]) -> None:
-        super().__init__("the server refused changes: " + "; ".join(reasons))
-        self.reasons = reasons
-
-
-class AccessDenied(PermissionError):
-    """No access to the document, or access revoked while connected (HTTP 401/403, 4403)."""
-
-
-class ClientClosedError(RuntimeError):
-    """The client was closed (or gave up); no more operations."""
-
-
-@dataclass(frozen=True)
-class Change:
-    """What changed in the notebook, by cell id.
-
-    `local` is true for this client's own edits (made through its methods).
-    """
-
-    inserted: tuple[str, ...] = ()
-    deleted: tuple[str, ...] = ()
-    changed: tuple[str, ...] = ()  # source, metadata, outputs, type or execution count
-    moved: tuple[str, ...] = ()
-    local: bool = False
-
-    @property
-    def cell_ids(self) -> set[str]:
-        """Every cell id this change is about."""
-        return {*self.inserted, *self.deleted, *self.changed, *self.moved}
-
-    def __bool__(self) -> bool:
-        return bool(self.inserted or self.deleted or self.changed or self.moved)
-
-
-_Snapshot = tuple[tuple[str, ...], dict[str, str]]  # cell ids in order, id -> hash
-
-
-def _snapshot(ynb: YNotebook) -> _Snapshot:
-    cells = read_cells(ynb)
-    return tuple(c["id"] for c in cells), {c["id"]: c["hash"] for c in cells}
-
-
-def _moved(before: list[str], after: list[str]) -> set[str]:
-    """Cells (present in both orders) outside a longest common ordering: the ones that moved."""
-    position = {cell_id: index for index, cell_id in enumerate(after)}
-    sequence = [position[cell_id] for cell_id in before]
-    tails: list[int] = []  # patience sort: longest increasing subsequence of `sequence`
-    tail_at: list[int] = []
-    previous = [-1] * len(sequence)
-    for index, value in enumerate(sequence):
-        slot = bisect.bisect_left(tails, value)
-        if slot == len(tails):
-            tails.append(value)
-            tail_at.append(index)
-        else:
-            tails[slot] = value
-            tail_at[slot] = index
-        previous[index] = tail_at[slot - 1] if slot else -1
-    keep = set()
-    index = tail_at[-1] if tail_at else -1
-    while index >= 0:
-        keep.add(before[index])
-        index = previous[index]
-    return set(before) - keep
-
-
-def _diff(old: _Snapshot, new: _Snapshot, local: bool) -> Change:
-    old_order, old_hashes = old
-    new_order, new_hashes = new
-    common = [cell_id for cell_id in old_order if cell_id in new_hashes]
-    common_after = [cell_id for cell_id in new_order if cell_id in old_hashes]
-    moved = _moved(common, common_after) if common != common_after else set()
-    return Change(
-        inserted=tuple(c for c in new_order if c not in old_hashes),
-        deleted=tuple(c for c in old_order if c not in new_hashes),
-        changed=tuple(c for c in new_order if c in old_hashes and old_hashes[c] != new_hashes[c]),
-        moved=tuple(c for c in new_order if c in moved),
-        local=local,
-    )
 
 
 class NotebookClient:
@@ -569,6 +139,8 @@ class NotebookClient:
     @classmethod
     def sync(cls, server_url: str, path: str, **options: Any) -> SyncNotebookClient:
         """The blocking variant, for scripts: `with NotebookClient.sync(url, path, token=...) as nb:`."""
+        from .sync import SyncNotebookClient  # the sync client wraps this one
+
         return SyncNotebookClient(server_url, path, **options)
 
     async def open(self) -> NotebookClient:
@@ -1054,150 +626,6 @@ class NotebookClient:
         self._end_watchers(error)
 
 
-class SyncNotebookClient:
-    """`NotebookClient` for scripts: the same operations, blocking. The asyncio client runs
-    in an event loop on a background thread.
-
-    ```python
-    with SyncNotebookClient("http://localhost:8888", "data.ipynb", token=token) as nb:
-        nb.insert("print('hi')", after=nb.cells()[-1]["id"])
-    ```
-    """
-
-    def __init__(self, server_url: str, path: str, **options: Any) -> None:
-        self._args = (server_url, path)
-        self._options = options
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._client: NotebookClient | None = None
-
-    def __enter__(self) -> SyncNotebookClient:
-        return self.open()
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None:
-            try:
-                self.flush()
-            finally:
-                self.close()
-            return
-        with contextlib.suppress(Exception):
-            self.flush(timeout=5.0)
-        self.close()
-
-    def open(self) -> SyncNotebookClient:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="jupyter-collab-client", daemon=True
-        )
-        self._thread.start()
-
-        async def start() -> NotebookClient:
-            return await NotebookClient(*self._args, **self._options).open()
-
-        try:
-            self._client = self._run(start())
-        except BaseException:
-            self._stop_loop()
-            raise
-        return self
-
-    def close(self) -> None:
-        if self._loop is None:
-            return
-        try:
-            if self._client is not None:
-                self._run(self._client.close())
-        finally:
-            self._stop_loop()
-
-    def _stop_loop(self) -> None:
-        loop, self._loop = self._loop, None
-        if loop is None:
-            return
-
-        async def shutdown() -> None:
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await loop.shutdown_asyncgens()
-
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(shutdown(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
-        loop.close()
-
-    def _run(self, coroutine: Any, timeout: float | None = None) -> Any:
-        if self._loop is None:
-            coroutine.close()
-            raise ClientClosedError("the client is not open")
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
-
-    @property
-    def client(self) -> NotebookClient:
-        """The asyncio client (use it only from its loop's thread)."""
-        if self._client is None:
-            raise ClientClosedError("the client is not open")
-        return self._client
-
-    @property
-    def role(self) -> str | None:
-        return self.client.role
-
-    @property
-    def connected(self) -> bool:
-        return self.client.connected
-
-    def collaborators(self) -> list[dict[str, Any]]:
-        return self._run(_call(self.client.collaborators))
-
-    def cells(self) -> list[dict[str, Any]]:
-        return self._run(self.client.cells())
-
-    def cell(self, cell_id: str) -> dict[str, Any]:
-        return self._run(self.client.cell(cell_id))
-
-    def insert(self, source: str = "", **options: Any) -> dict[str, Any]:
-        return self._run(self.client.insert(source, **options))
-
-    def patch(self, cell_id: str, **changes: Any) -> dict[str, Any]:
-        return self._run(self.client.patch(cell_id, **changes))
-
-    def replace_source(self, cell_id: str, source: str, *, expect: str | None = None) -> dict[str, Any]:
-        return self._run(self.client.replace_source(cell_id, source, expect=expect))
-
-    def set_metadata(self, cell_id: str, metadata: dict[str, Any], *, expect: str | None = None) -> dict:
-        return self._run(self.client.set_metadata(cell_id, metadata, expect=expect))
-
-    def set_outputs(self, cell_id: str, outputs: list[dict[str, Any]], **options: Any) -> dict[str, Any]:
-        return self._run(self.client.set_outputs(cell_id, outputs, **options))
-
-    def delete(self, cell_id: str, *, expect: str | None = None) -> None:
-        return self._run(self.client.delete(cell_id, expect=expect))
-
-    def move(self, cell_id: str, **options: Any) -> dict[str, Any]:
-        return self._run(self.client.move(cell_id, **options))
-
-    def flush(self, timeout: float | None = None) -> None:
-        return self._run(self.client.flush(timeout))
-
-    def on_change(self, callback: Callable[[Change], Any], *, local: bool = False) -> Callable[[], None]:
-        """`callback(change)` runs on the client's thread; returns an unsubscribe function."""
-        unsubscribe = self._run(_call(self.client.on_change, callback, local=local))
-        return lambda: self._run(_call(unsubscribe))
-
-    def changes(self, *, local: bool = False, timeout: float | None = None) -> SyncChangeStream:
-        """Changes from now on, as they happen; iteration stops after `timeout` seconds
-        without one (if given) or when the client closes. `with nb.changes() as changes:`
-        (or `changes.close()`) ends the subscription."""
-        stream = SyncChangeStream(self, timeout)
-        self._run(_call(self.client._watch, stream._queue, local))
-        return stream
-
-
 class ChangeStream:
     """An async iterator of `Change`s, from `NotebookClient.changes()`."""
 
@@ -1235,48 +663,3 @@ class ChangeStream:
 
     async def __aexit__(self, *exc: Any) -> None:
         self.close()
-
-
-class SyncChangeStream:
-    """An iterator of `Change`s, from `SyncNotebookClient.changes()`."""
-
-    def __init__(self, owner: SyncNotebookClient, timeout: float | None) -> None:
-        self._owner = owner
-        self._timeout = timeout
-        self._queue: queue.Queue = queue.Queue()
-        self._done = False
-
-    def __iter__(self) -> Iterator[Change]:
-        return self
-
-    def __next__(self) -> Change:
-        if self._done:
-            raise StopIteration
-        try:
-            item = self._queue.get(timeout=self._timeout)
-        except queue.Empty:
-            item = None
-        if item is None or isinstance(item, BaseException):
-            self.close()
-            if item is None:
-                raise StopIteration
-            raise item
-        return item
-
-    def close(self) -> None:
-        if not self._done:
-            self._done = True
-            loop, client = self._owner._loop, self._owner._client
-            if loop is not None and client is not None and not loop.is_closed():
-                loop.call_soon_threadsafe(client._unwatch, self._queue)
-
-    def __enter__(self) -> SyncChangeStream:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-
-async def _call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run a plain function on the client's loop."""
-    return function(*args, **kwargs)
