@@ -18,7 +18,14 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClosedError, websocket_connect
 
 from jupyter_collab.client import RoomClient, open_session, room_url
-from jupyter_collab.protocol import SyncType, save_request_frame, sync_frame
+from jupyter_collab.protocol import (
+    SyncMessage,
+    SyncType,
+    decode_message,
+    decode_server_notice,
+    save_request_frame,
+    sync_frame,
+)
 
 from .conftest import join, write_notebook
 from .helpers import cell_ids, disk_sources, eventually, recheck_permissions, sources
@@ -118,6 +125,25 @@ async def test_viewer_joins_watches_and_is_in_presence_as_viewer(team):
     assert stamped["name"] == "Carol Viewer"  # the claimed name is gone
     await carol.close()
     await alice.close()
+
+
+async def test_role_notice_comes_before_the_first_sync_message(team):
+    """A front end must know it is a viewer before it answers the server's sync step 1 (it
+    then answers with nothing of its own, so that nothing of it is ever refused)."""
+    path = write_notebook(team.server.root, sources=["x"])
+    session = await open_session(team.server.url, path, "carol-token")
+    ws = await websocket_connect(room_url(team.server.url, session, "carol-token"))
+    first, second = await ws.read_message(), await ws.read_message()
+    assert decode_server_notice(first) == {
+        "type": "role",
+        "role": "viewer",
+        "can_edit": False,
+        "can_lock": False,
+        "locked_cells": [],
+    }
+    message = decode_message(second)
+    assert isinstance(message, SyncMessage) and message.kind is SyncType.STEP1
+    ws.close()
 
 
 @pytest.mark.parametrize("change", ["insert_text", "delete_cell", "set_metadata", "add_cell"])
