@@ -311,3 +311,20 @@ async def test_text_file_room_syncs_and_saves(server):
     assert (server.root / "notes.txt").read_text(encoding="utf-8") == "!" + expected
     await alice.close()
     await bob.close()
+
+
+async def test_dirty_flag_is_cleared_after_each_save(server):
+    """JupyterLab sets the shared `dirty` flag on every edit and marks the tab unsaved while
+    it is set: the server clears it once the change is on disk, as the reference does."""
+    path = write_notebook(server.root, sources=["a"])
+    client = await join(server, path)
+    other = await join(server, path)
+    nb = client.notebook()
+    with nb.ydoc.transaction():
+        nb.ycells[0]["source"].insert(0, "x")
+        nb.ystate["dirty"] = True
+    await eventually(lambda: disk_sources(server, path) == ["xa"])
+    await eventually(lambda: nb.ystate.get("dirty") is False)
+    await eventually(lambda: other.notebook().ystate.get("dirty") is False)
+    await client.close()
+    await other.close()

@@ -14,9 +14,9 @@ from pathlib import Path
 import nbformat
 import pytest
 import redis
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from jupyter_collab.client import RoomClient
+from jupyter_collab.client import RoomClient, open_session
 
 from .conftest import write_notebook
 from .helpers import append_text, disk_sources, eventually, log_lines, sources
@@ -30,6 +30,7 @@ from .redis_cluster import (
     move_to,
     set_roles,
 )
+from .server import TOKEN, ServerProcess, free_port
 
 pytestmark = pytest.mark.skipif(not Path(REDIS_SERVER).exists(), reason="needs redis-server")
 
@@ -233,3 +234,18 @@ async def test_process_behind_the_trim_point_repairs_itself(cluster, nodes):
     await eventually(lambda: sources(on_b) == ["m-0-1-2-3-4", "n"])
     assert log_lines(b, "repairing by state exchange")
     await close_all([on_a, on_b])
+
+
+async def test_no_redis_at_all_answers_503_not_a_server_error(tmp_path):
+    """Redis down from the start: opening a notebook says "try again" (503) in words,
+    instead of an internal error, and the server keeps running."""
+    server = ServerProcess(tmp_path, config={"backplane_url": f"redis://127.0.0.1:{free_port()}"}).start()
+    try:
+        path = write_notebook(server.root, sources=["x"])
+        with pytest.raises(HTTPClientError) as raised:
+            await open_session(server.url, path, TOKEN)
+        assert raised.value.code == 503
+        assert "try again" in raised.value.response.body.decode()
+        assert "Traceback" not in server.log()
+    finally:
+        server.stop()

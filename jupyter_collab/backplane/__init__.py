@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from .local import ControlHandler, LocalBackplane
+from .local import BackplaneUnavailable, ControlHandler, LocalBackplane
 
 
 def make_backplane(url: str, log: logging.Logger) -> LocalBackplane:
@@ -23,4 +23,4 @@ def make_backplane(url: str, log: logging.Logger) -> LocalBackplane:
     raise ValueError(f"unsupported backplane_url {url!r} (expected redis://...)")
 
 
-__all__ = ["ControlHandler", "LocalBackplane", "make_backplane"]
+__all__ = ["BackplaneUnavailable", "ControlHandler", "LocalBackplane", "make_backplane"]

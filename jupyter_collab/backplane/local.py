@@ -16,6 +16,11 @@ if TYPE_CHECKING:
 ControlHandler = Callable[[dict[str, Any]], Awaitable[None]]
 
 
+class BackplaneUnavailable(Exception):
+    """A room could not be opened because the backplane (Redis) did not answer in time;
+    the session endpoint answers 503 and the socket closes with 1013 (try again later)."""
+
+
 class LocalBackplane:
     """Nothing shared: a room is loaded from its file and history, and is this process's alone."""
 

@@ -29,7 +29,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from .link import AWARENESS_HELLO, AWARENESS_STATES, RoomLink
-from .local import ControlHandler, LocalBackplane
+from .local import BackplaneUnavailable, ControlHandler, LocalBackplane
 
 if TYPE_CHECKING:
     from ..rooms.document import DocumentRoom
@@ -51,10 +51,6 @@ ERRORS = (RedisError, OSError)
 IF_HOLDER = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call"
 RENEW = IF_HOLDER + "('pexpire', KEYS[1], ARGV[2]) end return 0"
 RELEASE = IF_HOLDER + "('del', KEYS[1]) end return 0"
-
-
-class BackplaneUnavailable(Exception):
-    """A room could not be opened: Redis did not answer (the client retries)."""
 
 
 class RedisBackplane(LocalBackplane):

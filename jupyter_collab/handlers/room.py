@@ -22,6 +22,7 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler, WebSocketProtocol13
 
+from ..backplane import BackplaneUnavailable
 from ..documents import BadRoomId
 from ..permissions import Access, Role, identity
 from ..persistence.filesync import FileUnavailable
@@ -143,6 +144,9 @@ class RoomHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
             return
         except FileUnavailable as exc:
             self._reject(CLOSE_NOT_FOUND if "no file has id" in str(exc) else CLOSE_BAD_REQUEST, str(exc))
+            return
+        except BackplaneUnavailable as exc:
+            self._reject(CLOSE_TRY_AGAIN_LATER, str(exc))
             return
         if self.ws_connection is None or self.ws_connection.is_closing():
             collab.rooms.release(room)

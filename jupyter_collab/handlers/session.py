@@ -8,6 +8,7 @@ from jupyter_core.utils import ensure_async
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
+from ..backplane import BackplaneUnavailable
 from ..documents import DOCUMENT_KINDS, BadRoomId, RoomKey
 from ..permissions import Role
 from ..persistence.filesync import FileUnavailable
@@ -53,6 +54,8 @@ class SessionHandler(APIHandler):
             await collab.rooms.get(RoomKey(file_format, file_type, file_id).room_id)
         except (FileUnavailable, BadRoomId) as exc:
             raise web.HTTPError(400, f"cannot open {path} as {file_type}: {exc}") from exc
+        except BackplaneUnavailable as exc:
+            raise web.HTTPError(503, f"cannot open {path} now, try again: {exc}") from exc
         self.set_status(status)
         self.finish(
             {

@@ -73,6 +73,7 @@ class DocumentRoom(Room):
         self._guard: LockGuard | None = None
         self.link: RoomLink | None = None  # the same room on other processes (a backplane)
         self._applying_remote = False
+        self._marking_saved = False  # our own "saved" mark is not a change to save
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -147,7 +148,8 @@ class DocumentRoom(Room):
         self._schedule_flush()
         if self.store:
             self.store.append(self.room_id, update)
-        self._touch()
+        if not self._marking_saved:
+            self._touch()
 
     def _schedule_dedupe(self) -> None:
         if not self._dedupe_scheduled:
@@ -332,6 +334,7 @@ class DocumentRoom(Room):
             content = self.document.content()
             digest = content_hash(content)
             if digest == content_hash(self.base):
+                self._mark_saved()
                 return "skipped"
             if self.link is not None:
                 await self.link.announce_content(digest)  # before the write: see _follow_disk
@@ -344,7 +347,20 @@ class DocumentRoom(Room):
             self.base = content
             if self.store:
                 self.store.set_base(self.room_id, json.dumps(content), self.disk_hash)
+            self._mark_saved()
             return "success"
+
+    def _mark_saved(self) -> None:
+        """Clear the document's `dirty` flag (JupyterLab sets it on every edit and shows an
+        unsaved-changes mark while it is set), as the reference server does after a save."""
+        if not self.document.model.dirty:
+            return
+        self._marking_saved = True
+        try:
+            with self.document.ydoc.transaction(origin="saved"):
+                self.document.model.dirty = False
+        finally:
+            self._marking_saved = False
 
     # -- out-of-band changes ---------------------------------------------------------------
 

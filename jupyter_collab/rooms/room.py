@@ -83,6 +83,7 @@ class Room:
         self.connections.add(conn)
         self._per_user[conn.identity.get("username")] += 1
         self.events.emit("join", self, conn)
+        # The rights first: a front end must know it is a viewer before it answers step 1.
         conn.notify(conn.access.notice())
         conn.send(sync_frame(SyncType.STEP1, self.state_vector()))
         states = self.awareness.snapshot()
