@@ -26,6 +26,8 @@ from .persistence.watcher import FileWatcher
 from .rooms.document import SaveSettings
 from .rooms.manager import RoomManager
 
+_RECHECK_BATCH = 200  # connections re-checked between two turns of the event loop
+
 
 class CollabApp(ExtensionApp):
     """Real-time collaboration for Jupyter: shared documents over the Yjs protocol."""
@@ -241,12 +243,14 @@ class CollabApp(ExtensionApp):
         """Re-ask the policy for every open connection here and apply what changed."""
         checked = changed = revoked = 0
         for room in list(self.rooms.rooms.values()):
+            try:
+                path = self.path_of(room.room_id)  # a file-id lookup: once per room
+            except FileUnavailable:
+                continue
             for conn in list(room.connections):
                 checked += 1
-                try:
-                    path = self.path_of(room.room_id)
-                except FileUnavailable:
-                    continue
+                if checked % _RECHECK_BATCH == 0:
+                    await asyncio.sleep(0)  # thousands of connections: let the room traffic through
                 access = await self.access(conn.current_user, path, conn)
                 if access == conn.access:
                     continue
