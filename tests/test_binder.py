@@ -185,8 +185,7 @@ async def test_visitors_join_the_demo_notebook_and_a_viewer_link_yields_a_viewer
     assert "jupyter-collab-demo-role=viewer" in cookies, cookies
     session = await open_session(url, NOTEBOOK, TOKEN)
     headers = {"Authorization": f"token {TOKEN}", "Cookie": "; ".join(cookies)}
-    request = HTTPRequest(room_url(url, session, TOKEN), headers=headers)
-    browser = await RoomClient(request).connect(timeout=30)  # type: ignore[arg-type]
+    browser = await RoomClient(room_url(url, session, TOKEN), headers=headers).connect(timeout=30)
     assert browser.role == "viewer"
     for client in (visitor, browser):
         await client.close()
