@@ -59,8 +59,9 @@ class CollabApp(ExtensionApp):
     broadcast_window = Float(
         0.003,
         config=True,
-        help="Seconds during which document updates and awareness changes are collected "
-        "and sent as one message to every client. 0 sends once per event-loop turn.",
+        help="At most one broadcast per this many seconds: the first change after a quiet "
+        "window goes out at once, the changes that follow within the window are collected and "
+        "sent as one message to every client at its end. 0 sends once per event-loop turn.",
     )
     history_enabled = Bool(
         True,

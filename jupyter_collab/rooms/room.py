@@ -1,10 +1,12 @@
 """A room: connections plus a coalescing broadcast loop (a base for document rooms).
 
-Fan-out is built for many clients: changes are collected for one short window
-(`broadcast_window`, or one event-loop turn when it is 0), merged, encoded once, and the
-same bytes are queued to every connection. Each connection has a bounded send buffer;
-a client that cannot keep up is closed with 1013 (try again later) and resyncs on
-reconnect, so it never silently misses an update.
+Fan-out is built for many clients: changes are merged, encoded once, and the same bytes
+are queued to every connection, at most once per short window (`broadcast_window`). The
+first change after a quiet window goes out on the next event-loop turn; changes that follow
+it within the window wait for the window's end and go out together. So an isolated
+keystroke is not delayed, and a busy room still sends one message per window. Each
+connection has a bounded send buffer; a client that cannot keep up is closed with 1013
+(try again later) and resyncs on reconnect, so it never silently misses an update.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class Room:
         self.awareness = AwarenessTable()
         self._outgoing: list[bytes] = []
         self._flush_handle: asyncio.Handle | asyncio.TimerHandle | None = None
+        self._last_flush = float("-inf")  # event-loop time of the last flush
         self._tasks: set[asyncio.Task] = set()
         self._program_timers: dict[int, asyncio.TimerHandle] = {}
 
@@ -167,8 +170,9 @@ class Room:
     def _schedule_flush(self) -> None:
         if self._flush_handle is None:
             loop = asyncio.get_running_loop()
-            if self.broadcast_window > 0:
-                self._flush_handle = loop.call_later(self.broadcast_window, self.flush)
+            wait = self._last_flush + self.broadcast_window - loop.time()
+            if wait > 0:
+                self._flush_handle = loop.call_later(wait, self.flush)
             else:
                 self._flush_handle = loop.call_soon(self.flush)
 
@@ -187,6 +191,7 @@ class Room:
         frames = self.pending_frames()
         if not frames:
             return
+        self._last_flush = asyncio.get_running_loop().time()
         for conn in list(self.connections):
             for frame in frames:
                 conn.send(frame)
