@@ -94,9 +94,11 @@ class DocumentFile:
     def path(self) -> str | None:
         return self.file_ids.get_path(self.file_id)
 
-    def os_path(self) -> str | None:
-        """Local path when the contents manager is file based (else None)."""
-        path = self.path
+    def os_path(self, path: str | None = None) -> str | None:
+        """Local path of the file (or of the API `path` already looked up for it) when the
+        contents manager is file based, else None."""
+        if path is None:
+            path = self.path  # a file-id lookup (an SQLite query): pass the path if known
         get_os_path = getattr(self.cm, "_get_os_path", None)
         if path is None or get_os_path is None:
             return None
@@ -128,7 +130,7 @@ class DocumentFile:
         if path is None:
             raise FileUnavailable(f"no file has id {self.file_id}")
         if self.type == "notebook" and reads_like_stock_manager(self.cm):
-            fast = await self._read_local_notebook()
+            fast = await self._read_local_notebook(path)
             if fast is not None:
                 return fast
         try:
@@ -144,10 +146,10 @@ class DocumentFile:
             content = json.loads(json.dumps(content))  # NotebookNode -> plain dicts
         return FileContent(content, model.get("hash") or content_hash(content))
 
-    async def _read_local_notebook(self) -> FileContent | None:
+    async def _read_local_notebook(self, path: str) -> FileContent | None:
         """A local notebook read without the contents manager's schema validation (see
         notebook_read.py); None when it must go through the contents manager after all."""
-        os_path = self.os_path()
+        os_path = self.os_path(path)
         if os_path is None:
             return None
         try:
@@ -165,7 +167,7 @@ class DocumentFile:
         if path is None:
             raise FileUnavailable(f"no file has id {self.file_id}")
         model: dict[str, Any] = {"type": self.type, "format": self.format, "content": content}
-        os_path = self.os_path()
+        os_path = self.os_path(path)
         if os_path is None or not getattr(self.cm, "use_atomic_writing", False):
             await ensure_async(self.cm.save(model, path))
             saved = await ensure_async(self.cm.get(path, content=False, require_hash=True))
