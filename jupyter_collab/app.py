@@ -14,7 +14,7 @@ from traitlets import Bool, Float, Instance, Int, Type, Unicode, default
 
 from .audit import AuditTrail
 from .backplane import make_backplane
-from .documents import RoomKey, parse_room_id
+from .documents import RoomKey
 from .handlers.permissions import RecheckHandler
 from .handlers.rest import REST_HANDLERS
 from .handlers.room import CLOSE_FORBIDDEN, RoomHandler
@@ -24,6 +24,7 @@ from .persistence.filesync import DocumentFile, FileUnavailable
 from .persistence.store import HistoryStore
 from .persistence.watcher import FileWatcher
 from .rooms.document import SaveSettings
+from .rooms.gate import Gate
 from .rooms.manager import RoomManager
 
 _RECHECK_BATCH = 200  # connections re-checked between two turns of the event loop
@@ -193,6 +194,7 @@ class CollabApp(ExtensionApp):
         self.permission_policy = self.permission_policy_class(parent=self, log=self.log)
         self.settings["jupyter_collab"] = self
         self._recheck_task: asyncio.Task | None = None
+        self._gate: Gate | None = None
 
     def _make_file(self, key: RoomKey) -> DocumentFile:
         return DocumentFile(
@@ -215,15 +217,19 @@ class CollabApp(ExtensionApp):
 
     # -- permissions -------------------------------------------------------------------------
 
+    @property
+    def gate(self) -> Gate:
+        """Every way into a document passes here (rooms/gate.py); made on first use, once
+        the server's file-id manager exists."""
+        if self._gate is None:
+            self._gate = Gate(
+                self.serverapp.contents_manager, self.serverapp.web_app.settings["file_id_manager"], self
+            )
+        return self._gate
+
     def path_of(self, room_id: str) -> str:
-        """The file path behind a room ("" for awareness-only rooms)."""
-        key = parse_room_id(room_id)
-        if key is None:
-            return ""
-        path = self.serverapp.web_app.settings["file_id_manager"].get_path(key.file_id)
-        if path is None:
-            raise FileUnavailable(f"no file has id {key.file_id}")
-        return path
+        """The canonical file path behind a room ("" for awareness-only rooms)."""
+        return self.gate.path_of(room_id)
 
     async def access(self, user: Any, path: str, handler: Any) -> Access:
         assert self.permission_policy is not None

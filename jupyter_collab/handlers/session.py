@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 
-from jupyter_core.utils import ensure_async
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
 from ..backplane import BackplaneUnavailable
 from ..documents import DOCUMENT_KINDS, BadRoomId, RoomKey
-from ..permissions import Role
 from ..persistence.filesync import FileUnavailable
+from ..rooms.gate import GateRefused
 
 
 class SessionHandler(APIHandler):
@@ -34,21 +33,11 @@ class SessionHandler(APIHandler):
             raise web.HTTPError(
                 400, f"unsupported format/type {file_format!r}/{file_type!r}; expected one of {kinds}"
             )
-        cm = self.contents_manager
-        exists = await ensure_async(cm.file_exists(path))
-        if not exists:
-            raise web.HTTPError(404, f"file not found: {path}")
-        file_ids = self.settings["file_id_manager"]
-        file_id = file_ids.get_id(path)
-        status = 200
-        if file_id is None:
-            file_id = file_ids.index(path)
-            status = 201
-        if file_id is None:
-            raise web.HTTPError(404, f"file not found: {path}")
-        access = await collab.access(self.current_user, path, self)
-        if access.role is Role.NONE:
-            raise web.HTTPError(403, f"no access to {path}")
+        try:
+            entry = await collab.gate.enter(self.current_user, path, self)
+        except GateRefused as exc:
+            raise exc.http_error() from exc
+        path, file_id = entry.path, entry.file_id
         try:
             # Opening here reports an unreadable file as an HTTP error the user sees.
             await collab.rooms.get(RoomKey(file_format, file_type, file_id).room_id)
@@ -56,7 +45,7 @@ class SessionHandler(APIHandler):
             raise web.HTTPError(400, f"cannot open {path} as {file_type}: {exc}") from exc
         except BackplaneUnavailable as exc:
             raise web.HTTPError(503, f"cannot open {path} now, try again: {exc}") from exc
-        self.set_status(status)
+        self.set_status(201 if entry.indexed_now else 200)
         self.finish(
             {
                 "format": file_format,

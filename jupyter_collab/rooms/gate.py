@@ -1,0 +1,122 @@
+"""The entry gate: which file a request names, and what the caller may do with it.
+
+Every way into a document (the session endpoint, REST, a room socket, the permission
+re-check) passes here, so that all of them decide on the same thing:
+
+- the **canonical path** (`paths.canonical_path`): aliases such as `./x`, `a/../x` or
+  `%2E%2E` are refused, never resolved into a second file id and a second live room;
+- the **policy's answer first**: a path the caller may not see answers exactly as a
+  missing file does (404, same message), before anything is looked up or indexed, so that
+  nobody learns which files exist and nobody adds rows to the file-id database;
+- **one file id per file**: the id the file-id manager gives the canonical path, checked
+  to lead back to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from jupyter_core.utils import ensure_async
+from tornado import web
+
+from ..documents import parse_room_id
+from ..paths import PathRefused, canonical_path, contents_root
+from ..permissions import Access, Role
+from ..persistence.filesync import FileUnavailable
+
+
+class FileIds(Protocol):
+    """What the gate needs of jupyter-server-fileid's manager."""
+
+    def get_id(self, path: str) -> str | None: ...
+    def index(self, path: str) -> str | None: ...
+    def get_path(self, id: str) -> str | None: ...
+
+
+class AccessPolicy(Protocol):
+    async def access(self, user: Any, path: str, handler: Any) -> Access: ...
+
+
+class GateRefused(Exception):
+    """The request does not get in; `status` and `message` are what the caller is told."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+    def http_error(self) -> web.HTTPError:
+        return web.HTTPError(self.status, self.message)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A request let in: the file's canonical path and id, and the caller's access."""
+
+    path: str
+    file_id: str
+    access: Access
+    indexed_now: bool = False  # the file got its id with this request (the session answers 201)
+
+
+class Gate:
+    def __init__(self, contents_manager: Any, file_ids: FileIds, policy: AccessPolicy) -> None:
+        self.contents_manager = contents_manager
+        self.file_ids = file_ids
+        self.policy = policy
+
+    def canonical(self, path: str) -> str:
+        """The canonical form of an API path; GateRefused (400/404) for aliases."""
+        try:
+            return canonical_path(path, contents_root(self.contents_manager))
+        except PathRefused as exc:
+            raise GateRefused(exc.status, exc.message) from exc
+
+    async def enter(self, user: Any, path: str, handler: Any, *, suffix: str = "") -> Entry:
+        """Let `user` in to the file at `path` (a file, not a folder), indexing it if new.
+
+        `suffix` (e.g. ".ipynb") restricts the kinds of file this route serves. Raises
+        GateRefused: 400 for a non-canonical spelling, 404 for a missing file and equally
+        for a file the policy gives the caller no access to.
+        """
+        path = self.canonical(path)
+        missing = GateRefused(404, f"no file at {path!r}" if not suffix else f"no notebook at {path!r}")
+        if not path or not path.endswith(suffix):
+            raise missing
+        access = await self.policy.access(user, path, handler)
+        if access.role is Role.NONE:
+            raise missing
+        try:
+            exists = await ensure_async(self.contents_manager.file_exists(path))
+        except web.HTTPError:
+            exists = False
+        if not exists:
+            raise missing
+        file_id = self.file_ids.get_id(path)
+        indexed_now = file_id is None
+        if indexed_now:
+            file_id = self.file_ids.index(path)
+        if file_id is None or self.file_ids.get_path(file_id) != path:
+            raise missing
+        return Entry(path, file_id, access, indexed_now)
+
+    def path_of(self, room_id: str) -> str:
+        """The canonical path behind a room ("" for awareness-only rooms).
+
+        Raises FileUnavailable when the id names no file, or names it only through an
+        alias (an id indexed under another spelling before aliases were refused).
+        """
+        key = parse_room_id(room_id)
+        if key is None:
+            return ""
+        path = self.file_ids.get_path(key.file_id)
+        if path is None:
+            raise FileUnavailable(f"no file has id {key.file_id}")
+        try:
+            canonical = canonical_path(path, contents_root(self.contents_manager))
+        except PathRefused:
+            canonical = None
+        if canonical != path or self.file_ids.get_id(path) != key.file_id:
+            raise FileUnavailable(f"no file has id {key.file_id} (an alias of {canonical or path!r})")
+        return path
