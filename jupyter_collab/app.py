@@ -4,28 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import re
 import uuid
 from pathlib import Path
 from typing import Any
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Float, Instance, Int, Type, Unicode, default
+from traitlets import Bool, Float, Instance, Int, TraitError, Type, Unicode, default, validate
 
 from .audit import AuditTrail
 from .backplane import make_backplane
 from .documents import RoomKey
 from .handlers.permissions import RecheckHandler
 from .handlers.rest import REST_HANDLERS
-from .handlers.room import CLOSE_FORBIDDEN, RoomHandler
+from .handlers.room import CLOSE_FORBIDDEN, RateLimit, RoomHandler
 from .handlers.session import SessionHandler
 from .permissions import Access, AuthorizerPolicy, PermissionPolicy, Role, identity
 from .persistence.filesync import DocumentFile, FileUnavailable
 from .persistence.store import HistoryStore
 from .persistence.watcher import FileWatcher
+from .rooms.awareness import AwarenessLimits
 from .rooms.document import SaveSettings
 from .rooms.gate import Gate
-from .rooms.manager import RoomManager
+from .rooms.manager import Limits, RoomManager
 
 _RECHECK_BATCH = 200  # connections re-checked between two turns of the event loop
 
@@ -144,6 +146,49 @@ class CollabApp(ExtensionApp):
         config=True,
         help="Connections one user may hold to one room (tabs, devices); more are refused with 1008.",
     )
+    max_total_connections_per_user = Int(
+        100,
+        config=True,
+        help="Connections one user may hold to all rooms of this server process together "
+        "(every open document and the presence room); more are refused with 1008.",
+    )
+    max_awareness_clients_per_connection = Int(
+        4,
+        config=True,
+        help="Awareness client ids (presence, cursors) one connection may announce: JupyterLab "
+        "and jupyter-nbmodel-client use one. An awareness message that would go over it is "
+        "refused as a whole and closes the connection with 1008.",
+    )
+    max_awareness_state_bytes = Int(
+        65536,
+        config=True,
+        help="Largest awareness state one client id may announce (UTF-8 bytes of its JSON). "
+        "A larger one is refused with the whole message and closes the connection with 1009. "
+        "With max_awareness_clients_per_connection it bounds what a join sends and relays.",
+    )
+    awareness_rooms = Unicode(
+        r"JupyterLab:globalAwareness",
+        config=True,
+        help="Regular expression (matching the whole name) for the awareness-only rooms "
+        "clients may open: rooms named otherwise than {format}:{type}:{fileId}. The default "
+        "is JupyterLab's presence room, the only one JupyterLab and our front end use; add "
+        "others with e.g. 'JupyterLab:globalAwareness|myext:[a-z0-9-]{1,40}'. Other names "
+        "close with 4404, ids over 256 characters with 4400.",
+    )
+    max_sync_requests_per_minute = Float(
+        10.0,
+        config=True,
+        help="Sync requests (Yjs step 1, each answered with all of the document the client "
+        "lacks) one connection may send per minute after its first, in bursts of up to this "
+        "many (0: no limit). Clients send one per connection; going over closes it with 1008.",
+    )
+    max_recheck_requests_per_minute = Float(
+        6.0,
+        config=True,
+        help="POST /api/collaboration/permissions/recheck requests this process accepts per "
+        "minute, in bursts of up to this many (0: no limit); more are answered 429. Each "
+        "re-checks every connection of every process.",
+    )
 
     backplane_url = Unicode(
         "",
@@ -159,6 +204,14 @@ class CollabApp(ExtensionApp):
         config=True,
         help="Seconds a program that edited through the REST API stays visible in presence.",
     )
+
+    @validate("awareness_rooms")
+    def _valid_pattern(self, proposal: dict[str, Any]) -> str:
+        try:
+            re.compile(proposal["value"])
+        except re.error as exc:
+            raise TraitError(f"awareness_rooms is not a regular expression: {exc}") from exc
+        return proposal["value"]
 
     @default("history_path")
     def _default_history_path(self) -> str:
@@ -190,6 +243,17 @@ class CollabApp(ExtensionApp):
             events=AuditTrail(getattr(self.serverapp, "event_logger", None)),
             log=self.log,
             backplane=self.backplane,
+            limits=Limits(
+                per_room=self.max_connections_per_user,
+                per_user=self.max_total_connections_per_user,
+                awareness=AwarenessLimits(
+                    self.max_awareness_clients_per_connection, self.max_awareness_state_bytes
+                ),
+                awareness_rooms=self.awareness_rooms,
+            ),
+        )
+        self.recheck_rate = RateLimit(
+            self.max_recheck_requests_per_minute / 60, self.max_recheck_requests_per_minute
         )
         self.permission_policy = self.permission_policy_class(parent=self, log=self.log)
         self.settings["jupyter_collab"] = self
@@ -223,13 +287,23 @@ class CollabApp(ExtensionApp):
         the server's file-id manager exists."""
         if self._gate is None:
             self._gate = Gate(
-                self.serverapp.contents_manager, self.serverapp.web_app.settings["file_id_manager"], self
+                self.serverapp.contents_manager,
+                self.serverapp.web_app.settings["file_id_manager"],
+                self,
+                self.rooms,
             )
         return self._gate
 
     def path_of(self, room_id: str) -> str:
         """The canonical file path behind a room ("" for awareness-only rooms)."""
         return self.gate.path_of(room_id)
+
+    async def contents_write_refusal(
+        self, user: Any, path: str, incoming: dict[str, Any] | None, handler: Any
+    ) -> str | None:
+        """For our authorizers: why a contents-API write of a notebook is refused (None: it
+        is not); see `Gate.contents_write_refusal`."""
+        return await self.gate.contents_write_refusal(user, path, incoming, handler)
 
     async def access(self, user: Any, path: str, handler: Any) -> Access:
         assert self.permission_policy is not None
@@ -249,6 +323,7 @@ class CollabApp(ExtensionApp):
     async def recheck_local_permissions(self) -> dict[str, int]:
         """Re-ask the policy for every open connection here and apply what changed."""
         checked = changed = revoked = 0
+        self.rooms.forget_decisions()
         for room in list(self.rooms.rooms.values()):
             try:
                 path = self.path_of(room.room_id)  # a file-id lookup: once per room

@@ -95,9 +95,11 @@ class DemoPolicy(PermissionPolicy):
     """The role is the one the visitor's link asked for (see the module docstring)."""
 
     default_role = Unicode(
-        Role.EDITOR.value,
+        Role.VIEWER.value,
         config=True,
-        help="Role of a user without a demo identity (the demo extension is not enabled).",
+        help="Role of a user without a demo identity, i.e. when the policy is configured "
+        "without the jupyter_collab.demo extension: a viewer, so that a half-enabled demo "
+        "never makes every authenticated user an editor.",
     )
 
     async def access(self, user: Any, path: str, handler: Any) -> Access:

@@ -33,6 +33,20 @@ class ProtocolError(ValueError):
     """A frame that does not follow the protocol; the sender is closed with 4400."""
 
 
+class OverLimit(ValueError):
+    """A well-formed message over a configured limit (e.g. too many awareness client ids);
+    the sender is closed with 1008 and nothing of the message is applied."""
+
+
+class TooBig(OverLimit):
+    """A well-formed message with a part over a size limit; the sender is closed with 1009."""
+
+
+# Largest integer a browser represents exactly (Number.MAX_SAFE_INTEGER + 1): lib0 rounds
+# larger client ids, so two of them could collide in every browser of the room.
+SAFE_INTEGER_LIMIT = 2**53
+
+
 class Reader:
     """Reads lib0-encoded values from a byte string, refusing to read past its end."""
 

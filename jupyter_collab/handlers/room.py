@@ -2,8 +2,9 @@
 
 Per-client checks live here (pycrdt-websocket's room cannot see who sent a message):
 authentication and origin on the upgrade, the user's access from the permission policy,
-frame size and message rates, protocol validity, and a bounded send buffer. Each problem
-closes only the offending socket, with a code the client understands, and logs one line.
+frame size and message rates (sync requests apart: each is answered with the whole
+document), protocol validity, and a bounded send buffer. Each problem closes only the
+offending socket, with a code the client understands, and logs one line.
 """
 
 from __future__ import annotations
@@ -26,10 +27,22 @@ from ..backplane import BackplaneUnavailable
 from ..documents import BadRoomId
 from ..permissions import Access, Role, identity
 from ..persistence.filesync import FileUnavailable
-from ..protocol import AwarenessMessage, ProtocolError, custom_reply_frame, decode_message
+from ..protocol import (
+    AwarenessMessage,
+    OverLimit,
+    ProtocolError,
+    SyncMessage,
+    SyncType,
+    TooBig,
+    custom_reply_frame,
+    decode_message,
+)
+from ..rooms.gate import GateRefused
+from ..rooms.manager import UnknownRoom
 from ..rooms.room import Room
 
 CLOSE_POLICY_VIOLATION = 1008  # over a rate or connection limit
+CLOSE_TOO_BIG = 1009  # a message (or a part of it) over a size limit
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_BAD_REQUEST = 4400
 CLOSE_FORBIDDEN = 4403  # no access (or revoked): do not reconnect blindly
@@ -131,7 +144,10 @@ class RoomHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         collab = self.collab
         self._doc_rate = RateLimit(collab.max_document_messages_per_second, collab.message_burst)
         self._awareness_rate = RateLimit(collab.max_awareness_messages_per_second, collab.message_burst)
+        sync_requests = collab.max_sync_requests_per_minute
+        self._sync_rate = RateLimit(sync_requests / 60, 1 + sync_requests)  # the first, then a few a minute
         try:
+            collab.rooms.check_room_id(room_id)
             path = collab.path_of(room_id)
             self.access = await collab.access(user, path, self)
             if self.access.role is Role.NONE:
@@ -142,6 +158,9 @@ class RoomHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         except BadRoomId as exc:
             self._reject(CLOSE_BAD_REQUEST, f"bad room id: {exc}")
             return
+        except UnknownRoom as exc:
+            self._reject(CLOSE_NOT_FOUND, str(exc))
+            return
         except FileUnavailable as exc:
             self._reject(CLOSE_NOT_FOUND if "no file has id" in str(exc) else CLOSE_BAD_REQUEST, str(exc))
             return
@@ -151,12 +170,12 @@ class RoomHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         if self.ws_connection is None or self.ws_connection.is_closing():
             collab.rooms.release(room)
             return
-        if room.connections_of(user.username) >= collab.max_connections_per_user:
-            self._reject(CLOSE_POLICY_VIOLATION, "too many connections to this room")
-            collab.rooms.release(room)
-            return
         self.room = room
-        room.join(self)
+        refusal = collab.rooms.admit(room, self, user.username)
+        if refusal is not None:
+            self.room = None
+            self._reject(CLOSE_POLICY_VIOLATION, refusal)
+            collab.rooms.release(room)
 
     def _reject(self, code: int, reason: str) -> None:
         self.log.warning("jupyter_collab: %s rejected from room: %s", self.label, reason)
@@ -175,7 +194,16 @@ class RoomHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
                 kind = "awareness" if limit is self._awareness_rate else "document"
                 self._reject(CLOSE_POLICY_VIOLATION, f"too many {kind} messages per second")
                 return
+            if (
+                isinstance(decoded, SyncMessage)
+                and decoded.kind is SyncType.STEP1
+                and not self._sync_rate.allow()
+            ):
+                self._reject(CLOSE_POLICY_VIOLATION, "too many sync requests per minute")
+                return
             room.handle(self, decoded)
+        except OverLimit as exc:
+            self._reject(CLOSE_TOO_BIG if isinstance(exc, TooBig) else CLOSE_POLICY_VIOLATION, str(exc))
         except ProtocolError as exc:
             self.log.warning("jupyter_collab: %s sent a bad message to %s: %s", self.label, room.room_id, exc)
             self.close_with(CLOSE_BAD_REQUEST, f"bad message: {exc}")
@@ -200,15 +228,18 @@ class RoomHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
     def on_close(self) -> None:
         room, self.room = self.room, None
         if room is not None:
-            room.leave(self)
-            self.collab.rooms.release(room)
+            self.collab.rooms.leave(room, self, self.current_user.username)
 
     # -- Connection protocol for rooms -------------------------------------------------------
 
     def send(self, frame: bytes) -> None:
         if self.ws_connection is None or self.ws_connection.is_closing():
             return
-        if self._queued_bytes > self.collab.max_send_buffer_bytes:
+        size = len(frame)
+        queued = self._queued_bytes
+        # A frame larger than the whole buffer (a big document's state) still goes out
+        # alone; anything else waits only within the bound.
+        if queued and queued + size > self.collab.max_send_buffer_bytes:
             self.log.warning(
                 "jupyter_collab: %s is not reading fast enough; closing it to resync", self.label
             )
@@ -225,7 +256,6 @@ class RoomHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
                 future = self.write_message(frame, binary=True)
         except (WebSocketClosedError, StreamClosedError):
             return
-        size = len(frame)
         self._queued_bytes += size
         future.add_done_callback(lambda done: self._sent(done, size))
 
@@ -240,6 +270,18 @@ class RoomHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         if key not in self._notified:
             self._notified.add(key)
             self.send(custom_reply_frame(body))
+
+    async def may_open(self, path: str) -> bool:
+        """Whether this user may open `path` (as a client spelled it: aliases are refused)."""
+        collab = self.collab
+        try:
+            canonical = collab.gate.canonical(path)
+        except GateRefused:
+            return False
+        if not canonical:
+            return False  # the root folder is not a document
+        access = await collab.access(self.current_user, canonical, self)
+        return access.role is not Role.NONE
 
     def close_with(self, code: int, reason: str) -> None:
         encoded = reason.encode("utf-8")[:_MAX_REASON_BYTES]

@@ -1,22 +1,44 @@
 """Room lifecycle: create on first join (once, under a per-room lock), close after a delay
-once empty and saved, and stop everything promptly at server shutdown."""
+once empty and saved, and stop everything promptly at server shutdown; and who may be in
+rooms at all: which awareness-only rooms exist, and how many sockets one user holds."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from ..backplane import LocalBackplane
-from ..documents import RoomKey, parse_room_id
+from ..documents import BadRoomId, RoomKey, parse_room_id
 from ..persistence.filesync import DocumentFile
 from ..persistence.store import HistoryStore
 from ..persistence.watcher import FileWatcher
+from .awareness import AwarenessLimits
 from .document import DocumentRoom, SaveSettings
-from .room import Room, RoomEvents
+from .presence import PresenceRoom
+from .room import Connection, Room, RoomEvents
 
 # Close code for server shutdown: "service restart", clients reconnect.
 CLOSE_RESTART = 1012
+# Longer than any document room id ("base64:file:" and a file id of at most 200 characters).
+MAX_ROOM_ID_CHARS = 256
+
+
+class UnknownRoom(Exception):
+    """An awareness-only room name that `Limits.awareness_rooms` does not allow."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Who may be in rooms, and how much (`c.CollabApp.*` options)."""
+
+    per_room: int = 20  # connections of one user to one room
+    per_user: int = 100  # connections of one user to all rooms of this process
+    awareness: AwarenessLimits = field(default_factory=AwarenessLimits)
+    awareness_rooms: str = "JupyterLab:globalAwareness"  # names of awareness-only rooms (full match)
 
 
 class RoomManager:
@@ -32,7 +54,11 @@ class RoomManager:
         events: RoomEvents,
         log: logging.Logger,
         backplane: LocalBackplane | None = None,
+        limits: Limits | None = None,
     ) -> None:
+        self.limits = limits or Limits()
+        self._awareness_rooms = re.compile(self.limits.awareness_rooms)
+        self._sockets: Counter[str] = Counter()  # connections per username, all rooms
         self.events = events
         self.backplane = backplane or LocalBackplane()
         self.make_file = make_file
@@ -47,12 +73,23 @@ class RoomManager:
         self._closers: dict[str, asyncio.TimerHandle] = {}
         self._stopping = False
 
+    def check_room_id(self, room_id: str) -> None:
+        """Refuse room ids nobody may open: BadRoomId for a malformed or overlong one,
+        UnknownRoom for an awareness-only room that is not allowed (each would otherwise
+        be a new room, held in memory, for anyone who names one)."""
+        if len(room_id) > MAX_ROOM_ID_CHARS:
+            raise BadRoomId(f"longer than {MAX_ROOM_ID_CHARS} characters")
+        if parse_room_id(room_id) is None and not self._awareness_rooms.fullmatch(room_id):
+            raise UnknownRoom(f"no room {room_id!r}")
+
     async def get(self, room_id: str) -> Room:
         """The room for `room_id`, created and loaded if needed.
 
-        Raises BadRoomId for a malformed id and FileUnavailable when the file cannot be
-        loaded; concurrent callers for the same new room wait for one load.
+        Raises BadRoomId for a malformed id, UnknownRoom for an awareness-only room that
+        is not allowed, and FileUnavailable when the file cannot be loaded; concurrent
+        callers for the same new room wait for one load.
         """
+        self.check_room_id(room_id)
         self._cancel_close(room_id)
         room = self.rooms.get(room_id)
         if room is not None:
@@ -69,7 +106,11 @@ class RoomManager:
     async def _create(self, room_id: str) -> Room:
         key = parse_room_id(room_id)
         if key is None:
-            return Room(room_id, broadcast_window=self.broadcast_window, events=self.events, log=self.log)
+            presence = PresenceRoom(
+                room_id, broadcast_window=self.broadcast_window, events=self.events, log=self.log
+            )
+            presence.awareness.limits = self.limits.awareness
+            return presence
         room = DocumentRoom(
             key,
             self.make_file(key),
@@ -79,12 +120,38 @@ class RoomManager:
             events=self.events,
             log=self.log,
         )
+        room.awareness.limits = self.limits.awareness
         await self.backplane.open(room)
         self.watcher.watch(room)
         self.log.info(
             "jupyter_collab: opened room %s (%s) from %s", room_id, room.file.path, room.loaded_from
         )
         return room
+
+    def admit(self, room: Room, conn: Connection, username: str) -> str | None:
+        """Join `conn` to `room` unless its user is at a connection limit (then the reason)."""
+        if room.connections_of(username) >= self.limits.per_room:
+            return "too many connections to this room"
+        if self._sockets[username] >= self.limits.per_user:
+            return "too many connections to this server"
+        self._sockets[username] += 1
+        room.join(conn)
+        return None
+
+    def leave(self, room: Room, conn: Connection, username: str) -> None:
+        """`conn` (admitted to `room`) is gone."""
+        if conn in room.connections:
+            self._sockets[username] -= 1
+            if self._sockets[username] <= 0:
+                del self._sockets[username]
+        room.leave(conn)
+        self.release(room)
+
+    def forget_decisions(self) -> None:
+        """Rights may have changed: presence rooms ask the policy again for names."""
+        for room in self.rooms.values():
+            if isinstance(room, PresenceRoom):
+                room.forget_decisions()
 
     def _cancel_close(self, room_id: str) -> None:
         handle = self._closers.pop(room_id, None)

@@ -50,6 +50,10 @@ class Connection(Protocol):
     def close_with(self, code: int, reason: str) -> None:
         """Close the socket with a close code the client understands."""
 
+    async def may_open(self, path: str) -> bool:
+        """Whether this connection's user may open the document at `path` (any spelling a
+        client wrote; refused spellings are False)."""
+
 
 class RoomEvents(Protocol):
     """Where rooms report activity (the audit trail)."""
@@ -89,6 +93,10 @@ class Room:
         # The rights first: a front end must know it is a viewer before it answers step 1.
         conn.notify(conn.access.notice())
         conn.send(sync_frame(SyncType.STEP1, self.state_vector()))
+        self.send_states(conn)
+
+    def send_states(self, conn: Connection) -> None:
+        """Everyone's current awareness state, for a client that just joined."""
         states = self.awareness.snapshot()
         if states is not None:
             conn.send(awareness_frame(states))
