@@ -3,8 +3,8 @@
 On a JupyterHub single-user server, `jupyterhub-singleuser` authenticates every request
 with the Hub and gives us a `JupyterHubUser`: its name, the `user_info` the Hub's
 authenticator provided where the Hub keeps it (name, display name, avatar: JupyterHub 6
-does) and the scopes of the token. The identity fields are stamped on presence by the server core as for any
-user; this module maps the scopes to our roles.
+does) and the scopes of the token. The identity fields are stamped on presence by the server core as
+for any user; this module maps the scopes to our roles.
 
 JupyterHub's sharing (5.0+) grants scopes on one server (`POST /hub/api/shares/{owner}/`
 with `{"user": ..., "scopes": [...]}`, every scope filtered to `!server=owner/`): there is
@@ -20,9 +20,14 @@ in two layers:
    (`shares_file`, default `.jupyter-collab-shares.json` in the server's root, hidden from
    the file browser and from everyone but the owner), e.g.
    `{"bob": {"reports/*": "viewer", "reports/draft.ipynb": "editor"}, "group:staff": {...},
-   "*": {...}}`. A user with entries only reaches the paths listed (glob, best match
-   wins), and never above the Hub's grant: the file cannot give what the Hub did not. A
-   user without entries keeps the Hub's grant on the whole server.
+   "*": {...}}`. The most specific statement wins (`HubPolicy.path_role`): the user's
+   own entry over their groups' over `*`'s, and within those the most specific pattern,
+   so that `{"*": {"*": "viewer"}, "bob": {"secret/": "none"}}` keeps bob out of
+   `secret/` only. A user the file names (or `*` does) reaches only the paths a pattern
+   matches, and never above the Hub's grant: the file cannot give what the Hub did not.
+   A user without entries keeps the Hub's grant on the whole server. Paths are canonical
+   (`paths.canonical_path`): `reports/*` never matches `reports/../secret/x`, which is
+   refused before any pattern is tried.
 
 A Hub share also opens the whole Jupyter server (files, kernels, terminals) to the user,
 and `jupyterhub-singleuser` allows an admitted user everything: "let her watch this
@@ -35,34 +40,41 @@ See docs/deployment.md for the Hub configuration an admin writes.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from jupyter_server.auth.authorizer import Authorizer
-from tornado.web import StaticFileHandler
-from traitlets import Dict, Instance, Unicode, default
+from traitlets import Instance, Unicode, default
 
-from .permissions import Access, PermissionPolicy, Role
+from .authorizers import PathAuthorizer
+from .permissions import ROLE_NAMES, Access, PermissionPolicy, Role, leads_to, matches
 
-RANK = {Role.NONE: 0, Role.VIEWER: 1, Role.EDITOR: 2, Role.OWNER: 3}
-ROLE_NAMES = {role.value for role in Role}
+Grants = dict[str, dict[str, str]]  # the shares file: {who: {path glob: role}}
 
 
-def lowest(*roles: Role) -> Role:
-    return min(roles, key=RANK.__getitem__)
+def specificity(pattern: str) -> tuple[bool, int]:
+    """How specific a shares-file pattern is: an exact path beats any glob, then the
+    longer literal start (before the first `*`, `?` or `[`) wins. A folder (`x/`) is a glob."""
+    literal = re.split(r"[*?[]", pattern, maxsplit=1)[0]
+    return (literal == pattern and not pattern.endswith("/"), len(literal))
 
 
-def highest(roles: list[Role]) -> Role:
-    return max(roles, key=RANK.__getitem__, default=Role.NONE)
-
-
-def matches(path: str, pattern: str) -> bool:
-    """A glob on API paths; a pattern ending in `/` is a folder and everything below it."""
-    return fnmatch.fnmatch(path, pattern + "*" if pattern.endswith("/") else pattern)
+def best_match(entries: list[dict[str, str]], path: str) -> Role | None:
+    """The role of the most specific pattern matching `path` in these entries (the weakest
+    on a tie: `none` wins); None when no pattern matches."""
+    found = [
+        (specificity(pattern), Role(role))
+        for entry in entries
+        for pattern, role in entry.items()
+        if role in ROLE_NAMES and matches(path, pattern)
+    ]
+    if not found:
+        return None
+    top = max(rank for rank, _ in found)
+    return Role.lowest(*(role for rank, role in found if rank == top))
 
 
 class HubPolicy(PermissionPolicy):
@@ -101,7 +113,7 @@ class HubPolicy(PermissionPolicy):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._credentials: WeakKeyDictionary[Any, tuple[str, str]] = WeakKeyDictionary()
-        self._shares: tuple[tuple[int, int], dict[str, dict[str, str]] | None] | None = None
+        self._shares: tuple[tuple[int, int], Grants | None] | None = None
 
     @property
     def server_owner(self) -> str:
@@ -129,7 +141,7 @@ class HubPolicy(PermissionPolicy):
     def shares_path(self, root: Path) -> Path | None:
         return root / Path(self.shares_file).expanduser() if self.shares_file else None
 
-    def shares(self, path: Path) -> dict[str, dict[str, str]] | None:
+    def shares(self, path: Path) -> Grants | None:
         """The shares file, re-read when it changes: {} when there is none, None when it
         cannot be read (then non-owners get no access until the owner fixes it: a broken
         file must not widen what the owner had narrowed)."""
@@ -152,26 +164,33 @@ class HubPolicy(PermissionPolicy):
             self._shares = (version, data)
         return self._shares[1]
 
-    def entries(self, grants: dict[str, dict[str, str]], hub_user: dict[str, Any]) -> list[dict[str, str]]:
-        """The shares file's {glob: role} maps that name this user, one of their groups, or `*`."""
-        keys = [hub_user.get("name", ""), *(f"group:{g}" for g in hub_user.get("groups") or []), "*"]
-        return [grants[key] for key in keys if isinstance(grants.get(key), dict)]
+    def tiers(self, grants: Grants, hub_user: dict[str, Any]) -> list[list[dict[str, str]]]:
+        """The shares file's {glob: role} maps that name this user, by precedence: their own
+        entry, then their groups' entries, then `*`'s."""
 
-    def path_role(
-        self, grants: dict[str, dict[str, str]], hub_user: dict[str, Any], path: str
-    ) -> Role | None:
-        """The owner's grant for this user on this path; None if the file does not list them."""
-        entries = self.entries(grants, hub_user)
-        if not entries:
+        def entry(key: str) -> list[dict[str, str]]:
+            return [grants[key]] if isinstance(grants.get(key), dict) else []
+
+        groups = [found for group in hub_user.get("groups") or [] for found in entry(f"group:{group}")]
+        return [entry(hub_user.get("name", "")), groups, entry("*")]
+
+    def path_role(self, grants: Grants, hub_user: dict[str, Any], path: str) -> Role | None:
+        """The owner's grant for this user on this path; None if the file does not list them.
+
+        The most specific statement wins, so that an owner can carve exceptions out of a
+        broad grant: the user's own entry over their groups' over `*`'s (a tier with no
+        pattern matching the path says nothing about it), and within a tier the most
+        specific pattern (`specificity`; `none` on a tie). A user the file lists reaches
+        only the paths some pattern matches.
+        """
+        tiers = self.tiers(grants, hub_user)
+        if not any(tiers):
             return None
-        return highest(
-            [
-                Role(role)
-                for entry in entries
-                for pattern, role in entry.items()
-                if role in ROLE_NAMES and matches(path, pattern)
-            ]
-        )
+        for tier in tiers:
+            role = best_match(tier, path)
+            if role is not None:
+                return role
+        return Role.NONE
 
     def credentials(self, handler: Any, hub_auth: Any) -> tuple[str, str] | None:
         """The request's Hub token and session id, remembered per handler: a room socket
@@ -205,7 +224,7 @@ class HubPolicy(PermissionPolicy):
         return Access(self.on_path(self.hub_role(hub_user), hub_user, path, server_root(handler)))
 
     def on_path(self, role: Role, hub_user: dict[str, Any], path: str, root: Path) -> Role:
-        """A non-owner's Hub role narrowed to one path by the owner's shares file."""
+        """A non-owner's Hub role narrowed to one canonical path by the owner's shares file."""
         shares_path = self.shares_path(root)
         if shares_path is None:
             return role
@@ -215,7 +234,7 @@ class HubPolicy(PermissionPolicy):
         if grants is None:
             return Role.NONE
         granted = self.path_role(grants, hub_user, path)
-        return role if granted is None else lowest(role, granted)
+        return role if granted is None else Role.lowest(role, granted)
 
     def leads_to_grant(self, hub_user: dict[str, Any], folder: str, root: Path) -> bool:
         """Whether `folder` is above a path the shares file grants this user: listing it is
@@ -224,84 +243,46 @@ class HubPolicy(PermissionPolicy):
         grants = self.shares(shares_path) if shares_path is not None else None
         if not grants:
             return False
-        prefix = f"{folder}/" if folder else ""
-        return any(
-            pattern.startswith(prefix) and role != Role.NONE.value
-            for entry in self.entries(grants, hub_user)
+        granted = [
+            pattern
+            for tier in self.tiers(grants, hub_user)
+            for entry in tier
             for pattern, role in entry.items()
-        )
+            if role in ROLE_NAMES and role != Role.NONE.value
+        ]
+        return leads_to(folder, granted)
 
 
 def server_root(handler: Any) -> Path:
     return Path(handler.settings.get("server_root_dir", ".")).expanduser()
 
 
-def file_path(handler: Any) -> str | None:
-    """The file a request names: the contents API's `path`, or /files/'s only argument."""
-    path = (getattr(handler, "path_kwargs", None) or {}).get("path")
-    if path is None and isinstance(handler, StaticFileHandler) and len(handler.path_args) == 1:
-        path = handler.path_args[0]
-    return path if isinstance(path, str) else None
-
-
-# What a non-owner may do on the server, by Hub role. JupyterLab needs these reads to show a
-# notebook; writing files, running code and terminals are the owner's unless configured.
-GUEST_PERMISSIONS = {
-    Role.VIEWER.value: {
-        "api": ["read"],
-        "config": ["read"],
-        "contents": ["read"],
-        "kernelspecs": ["read"],
-        "kernels": ["read"],
-        "sessions": ["read"],
-    },
-    Role.EDITOR.value: {
-        "api": ["read"],
-        "config": ["read"],
-        "contents": ["read", "write"],
-        "kernelspecs": ["read"],
-        "kernels": ["read"],
-        "sessions": ["read"],
-    },
-}
-
-
-class HubAuthorizer(Authorizer):
+class HubAuthorizer(PathAuthorizer):
     """The server's own authorization (`c.ServerApp.authorizer_class`) on a Hub server:
     the owner may do everything; anyone else what `permissions` lists for their role: the
     Hub role (`HubPolicy`: scopes, `access_role`), narrowed by the shares file on requests
-    that name a file (the contents API, /files/). Folders above a shared path may be listed."""
+    that name a file (see `jupyter_collab.authorizers`). Folders above a shared path may be
+    listed."""
 
-    permissions = Dict(
-        config=True,
-        help="""Hub role -> {resource: [actions]} allowed to non-owners, e.g. to let editors run
-        code: {"editor": {..., "kernels": ["read", "write", "execute"], "sessions": ["read",
-        "write"]}}. Resources and actions are Jupyter Server's (contents, kernels, sessions,
-        terminals, ...; read, write, execute). A role not listed may do nothing.""",
-    )
     policy = Instance(HubPolicy)
-
-    @default("permissions")
-    def _default_permissions(self) -> dict[str, dict[str, list[str]]]:
-        return GUEST_PERMISSIONS
 
     @default("policy")
     def _default_policy(self) -> HubPolicy:
         return HubPolicy(parent=self, log=self.log)
 
-    def is_authorized(self, handler: Any, user: Any, action: str, resource: str) -> bool:
+    async def role_on(self, handler: Any, user: Any, path: str | None) -> Role:
         hub_user = getattr(user, "hub_user", None)
         if not isinstance(hub_user, dict):
-            return False
+            return Role.NONE
         if self.policy.is_owner(hub_user):
-            return True
+            return Role.OWNER
         role = self.policy.hub_role(hub_user)
-        path = file_path(handler)
-        if resource == "contents" and path is not None:
-            # Files (/api/contents/..., /files/...) by the owner's shares file, as in rooms.
-            path, root = path.strip("/"), server_root(handler)
-            narrowed = self.policy.on_path(role, hub_user, path, root)
-            listing = action == "read" and self.policy.leads_to_grant(hub_user, path, root)
-            role = Role.VIEWER if narrowed is Role.NONE and listing and role is not Role.NONE else narrowed
-        allowed = self.permissions.get(role.value, {})
-        return action in allowed.get(resource, [])
+        if path is None:
+            return role
+        return self.policy.on_path(role, hub_user, path, server_root(handler))
+
+    async def leads_to_grant(self, handler: Any, user: Any, folder: str) -> bool:
+        hub_user = getattr(user, "hub_user", None)
+        if not isinstance(hub_user, dict) or self.policy.hub_role(hub_user) is Role.NONE:
+            return False
+        return self.policy.leads_to_grant(hub_user, folder, server_root(handler))

@@ -9,11 +9,15 @@ enforces the answer on the server, for every message. Configure the policy with
   -> editor (owner if listed in `owners`, or when `owners` is empty: a single-user server's
   user owns it), allowed to read -> viewer, else no access.
 - `RulesPolicy` takes rules from config: users or groups -> role per path glob.
+
+Paths are canonical API paths (`paths.canonical_path`): the callers refuse aliases such as
+`a/../x` before asking, so a glob compares against the one spelling of a file.
 """
 
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -30,6 +34,21 @@ class Role(StrEnum):
     NONE = "none"
 
     @property
+    def rank(self) -> int:
+        """Order of power: none < viewer < editor < owner."""
+        return _RANK[self]
+
+    @staticmethod
+    def lowest(*roles: Role) -> Role:
+        """The weakest of `roles`: a grant narrowed by another never exceeds either."""
+        return min(roles, key=_RANK.__getitem__)
+
+    @staticmethod
+    def highest(roles: Iterable[Role]) -> Role:
+        """The strongest of `roles`; none when there are none."""
+        return max(roles, key=_RANK.__getitem__, default=Role.NONE)
+
+    @property
     def can_edit(self) -> bool:
         return self in (Role.OWNER, Role.EDITOR)
 
@@ -37,6 +56,29 @@ class Role(StrEnum):
     def can_lock(self) -> bool:
         """Only owners lock and unlock cells, and edit locked ones."""
         return self is Role.OWNER
+
+
+_RANK = {Role.NONE: 0, Role.VIEWER: 1, Role.EDITOR: 2, Role.OWNER: 3}
+ROLE_NAMES = frozenset(role.value for role in Role)
+
+
+def matches(path: str, pattern: str) -> bool:
+    """Whether a canonical API path matches a rule's glob.
+
+    `fnmatch` semantics: `*` also matches `/`, so `solutions/*` covers every file below
+    `solutions/` (a `none` rule must not stop at the first sub-folder). A pattern ending in
+    `/` names a folder: the folder itself and everything below it.
+    """
+    if pattern.endswith("/"):
+        return path == pattern[:-1] or fnmatch.fnmatchcase(path, pattern + "*")
+    return fnmatch.fnmatchcase(path, pattern)
+
+
+def leads_to(folder: str, patterns: Iterable[str]) -> bool:
+    """Whether `folder` is above (or is) the literal start of one of `patterns`: listing
+    it is how a file browser reaches what they grant (names are seen, not contents)."""
+    prefix = f"{folder}/" if folder else ""
+    return any(pattern.startswith(prefix) for pattern in patterns)
 
 
 @dataclass(frozen=True)
@@ -82,12 +124,17 @@ class AuthorizerPolicy(PermissionPolicy):
 
 
 class RulesPolicy(PermissionPolicy):
+    """Roles from config rules; also applied to the rest of the server (files, kernels...)
+    by `jupyter_collab.authorizers.RulesAuthorizer`."""
+
     rules = List(
         Dict(),
         config=True,
         help="""Rules, first match wins: {"paths": ["glob", ...], "users": [...], "groups": [...],
         "role": "owner|editor|viewer|none", "locked_cells": [ids]}. A rule without users and
-        groups matches everyone; without paths, every path.""",
+        groups matches everyone; without paths, every path. Globs match canonical API paths;
+        `*` also matches `/` (`solutions/*` covers sub-folders) and a glob ending in `/` is a
+        folder and everything below it.""",
     )
     groups = Dict(
         config=True,
@@ -98,19 +145,32 @@ class RulesPolicy(PermissionPolicy):
     def _in_groups(self, username: str, groups: list[str]) -> bool:
         return any(username in self.groups.get(group, []) for group in groups)
 
+    def _applies_to(self, rule: dict[str, Any], username: str) -> bool:
+        users, groups = rule.get("users"), rule.get("groups")
+        if not (users or groups):
+            return True
+        return username in (users or []) or self._in_groups(username, groups or [])
+
     async def access(self, user: Any, path: str, handler: Any) -> Access:
         username = getattr(user, "username", "")
         for rule in self.rules:
             paths = rule.get("paths") or ["*"]
-            users, groups = rule.get("users"), rule.get("groups")
-            if not any(fnmatch.fnmatch(path, pattern) for pattern in paths):
+            if not any(matches(path, pattern) for pattern in paths):
                 continue
-            if (users or groups) and not (
-                username in (users or []) or self._in_groups(username, groups or [])
-            ):
+            if not self._applies_to(rule, username):
                 continue
             return Access(Role(rule.get("role", "viewer")), frozenset(rule.get("locked_cells", [])))
         return Access(Role(self.default_role))
+
+    def granted_patterns(self, user: Any) -> list[str]:
+        """The globs of the rules that give this user some access (for folder listings)."""
+        username = getattr(user, "username", "")
+        return [
+            pattern
+            for rule in self.rules
+            if rule.get("role", "viewer") != Role.NONE.value and self._applies_to(rule, username)
+            for pattern in rule.get("paths") or ["*"]
+        ]
 
 
 def identity(user: Any, role: Role) -> dict[str, Any]:
