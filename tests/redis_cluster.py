@@ -2,7 +2,9 @@
 
 The Redis server runs on a free loopback port in a temp directory, without persistence
 (`--save "" --appendonly no`), so killing and starting it again on the same port is a
-restart that loses every key, the worst case the backplane must survive. The Jupyter
+restart that loses every key, the worst case the backplane must survive. It can also be
+secured as the README asks: a password for the default user (`requirepass`), the
+backplane's own ACL user (`BACKPLANE_ACL`) and a TLS port with a throwaway CA. The Jupyter
 servers share the notebook root and the file-id database (as replicas behind a load
 balancer must, so that a room id names the same file everywhere), each with its own data
 directory and history store. Users are the test identities (one token each, roles from a
@@ -22,11 +24,25 @@ import time
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from jupyter_collab.client import RoomClient, open_session, room_url
 
 from .server import ServerProcess, free_port
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+OPENSSL = shutil.which("openssl")
+ACL_USER = "jupyter-collab"
+# The README's ACL rule for the backplane (after "user jupyter-collab on >password"): its
+# keys and channels only, and only the commands it sends. (redis-py also sends CLIENT
+# SETINFO, Redis 7.2+, and carries on when it is refused; naming it would stop a Redis
+# older than 7.2 from starting.)
+BACKPLANE_ACL = (
+    "resetchannels ~collab:* &collab:* -@all +ping +info +select +multi +exec "
+    "+evalsha +script|load +script|exists +get +set +del +exists +expire +pexpire "
+    "+hset +hgetall +hexists +hdel +xadd +xread +xrange +xtrim +xinfo|stream "
+    "+publish +subscribe +unsubscribe"
+)
 ROLES = {"alice": "owner", "bob": "editor", "carol": "viewer"}
 TOKEN = "alice-token"
 
@@ -39,31 +55,79 @@ def record_save(model: Any, path: str, contents_manager: Any, **kwargs: Any) -> 
 
 
 class RedisServer:
-    def __init__(self, base: Path) -> None:
+    def __init__(
+        self, base: Path, *, password: str | None = None, acl_password: str | None = None, tls: bool = False
+    ) -> None:
         self.dir = base
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
+        self.password = password  # of the default user (requirepass)
+        self.acl_password = acl_password  # of ACL_USER, with BACKPLANE_ACL
+        self.tls_port = free_port() if tls else 0
         self.proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        """The default user's URL (with the password, if there is one)."""
+        return self.url_as("", self.password or "")
+
+    def url_as(self, user: str, password: str, *, tls: bool = False) -> str:
+        credentials = f"{user}:{password}@" if password else ""
+        if tls:
+            return f"rediss://{credentials}127.0.0.1:{self.tls_port}/0?ssl_ca_certs={self.dir / 'ca.pem'}"
+        return f"redis://{credentials}127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        """A synchronous client as the default user (for tests that write to Redis)."""
+        return redis.Redis(port=self.port, password=self.password)
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir)]
         args += ["--save", "", "--appendonly", "no"]
+        if self.password:
+            args += ["--requirepass", self.password]
+        if self.acl_password:
+            args += ["--user", ACL_USER, "on", f">{self.acl_password}", *BACKPLANE_ACL.split()]
+        if self.tls_port:
+            self._make_certificates()
+            args += [
+                "--tls-port",
+                str(self.tls_port),
+                "--tls-auth-clients",
+                "no",
+                "--tls-ca-cert-file",
+                "ca.pem",
+            ]
+            args += ["--tls-cert-file", "server.pem", "--tls-key-file", "server.key"]
         log = open(self.dir / "redis.log", "a")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
                     sock.sendall(b"PING\r\n")
-                    if sock.recv(64).startswith(b"+PONG"):
+                    if sock.recv(64).startswith((b"+PONG", b"-NOAUTH")):
                         return self
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def _make_certificates(self) -> None:
+        """A throwaway CA and a certificate for 127.0.0.1 signed by it."""
+        if (self.dir / "server.pem").exists():
+            return
+        assert OPENSSL is not None, "TLS needs the openssl command"
+
+        def openssl(command: str) -> None:
+            subprocess.run([OPENSSL, *command.split()], cwd=self.dir, check=True, capture_output=True)
+
+        openssl("req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-CA -keyout ca.key -out ca.pem")
+        openssl("req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout server.key -out server.csr")
+        (self.dir / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+        openssl(
+            "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
+            "-extfile san.ext -out server.pem"
+        )
 
     def kill(self) -> None:
         """SIGKILL: every key is lost (no persistence)."""
@@ -122,3 +186,8 @@ async def move_to(client: RoomClient, server: ServerProcess) -> RoomClient:
     ws_base = server.url.replace("http://", "ws://", 1)
     client.url = ws_base + client.url[client.url.index("/api/") :]
     return await client.connect()
+
+
+def room_of(client: RoomClient) -> str:
+    """The room id in the client's socket URL (the `{room}` of the Redis keys)."""
+    return client.url.split("/room/")[1].split("?")[0]

@@ -28,6 +28,7 @@ from .redis_cluster import (
     join_at,
     make_cluster,
     move_to,
+    room_of,
     set_roles,
 )
 from .server import TOKEN, ServerProcess, free_port
@@ -70,10 +71,6 @@ async def two_clients(a: ClusterServer, b: ClusterServer, *cells: str) -> tuple[
     """A new notebook, opened first on `a` (so that `a` holds its save lease), then on `b`."""
     path = write_notebook(a.root, sources=list(cells))
     return path, await join_at(a, path), await join_at(b, path)
-
-
-def room_of(client: RoomClient) -> str:
-    return client.url.split("/room/")[1].split("?")[0]
 
 
 async def close_all(clients: list[RoomClient]) -> None:

@@ -8,18 +8,20 @@ behind a load balancer serve the same live documents (see `redis.py`).
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from .local import BackplaneUnavailable, ControlHandler, LocalBackplane
 
 
-def make_backplane(url: str, log: logging.Logger) -> LocalBackplane:
-    """The backplane for `url`: "" is the in-process default, redis:// (rediss://, unix://) Redis."""
+def make_backplane(url: str, log: logging.Logger, **options: Any) -> LocalBackplane:
+    """The backplane for `url`: "" is the in-process default, redis:// (rediss://, unix://) Redis.
+    `options` go to the Redis backplane (`stream_max_bytes`, `entry_max_bytes`)."""
     if not url:
         return LocalBackplane()
     if url.split("://", 1)[0] in ("redis", "rediss", "unix"):
         from .redis import RedisBackplane  # imported only when configured: redis is optional
 
-        return RedisBackplane(url, log=log)
+        return RedisBackplane(url, log=log, **options)
     raise ValueError(f"unsupported backplane_url {url!r} (expected redis://...)")
 
 

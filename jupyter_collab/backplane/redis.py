@@ -5,7 +5,7 @@ keys). Process-wide, three loops run:
 
 - the reader: one blocking XREAD over the streams of every room open here (plus a private
   wake-up stream, so that a newly opened room joins the read at once);
-- the listener: pub/sub for awareness and for the control channel (permission re-checks);
+- the listener: pub/sub for awareness and for the control channel (`listener.py`);
 - the lease loop: renews the save leases held here, tries to take the others (so a dead
   holder's rooms are taken over once its lease runs out), writes the holder's snapshots and
   re-announces presence.
@@ -13,39 +13,51 @@ keys). Process-wide, three loops run:
 When Redis is unreachable, rooms keep serving their local clients; the reader retries with
 backoff and, once Redis answers again (possibly empty after a restart), every room
 republishes its full state and asks for what it lacks, so nothing is lost either way.
+
+Redis is trusted with the documents but not with the form of what it returns: every
+message read from it is checked, a malformed one is skipped, and each loop runs under a
+supervisor that logs a failure with its traceback and restarts the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import AuthenticationError, AuthorizationError, NoPermissionError, RedisError
 
-from .link import AWARENESS_HELLO, AWARENESS_STATES, RoomLink
+from .complaints import Complaints
+from .link import RoomLink
+from .listener import CONTROL_CHANNEL, Listener
 from .local import BackplaneUnavailable, ControlHandler, LocalBackplane
+from .messages import AWARENESS_HELLO
 
 if TYPE_CHECKING:
     from ..rooms.document import DocumentRoom
 
-CONTROL_CHANNEL = "collab:control"
 LEASE_SECONDS = 3.0  # a dead holder's rooms are saved again at most this long after it died
 PRESENCE_SECONDS = 10.0  # presence is re-announced this often; silent for 3x: gone
 OPEN_TIMEOUT = 15.0  # how long opening a room waits for Redis or for another process loading it
 MAX_BACKOFF = 2.0
+RESTART_SECONDS = 1.0  # pause before a loop that failed is started again
 # A Redis up for less than this may have restarted empty, and the processes holding rooms
 # may not have republished them yet: a room without a snapshot is not loaded from its file
 # until then (it would start a history unrelated to theirs).
 RECOVERY_GRACE_SECONDS = 2 * MAX_BACKOFF + 1.0
 READ_BLOCK_MS = 1000
 STALL_SECONDS = 2.0  # a read that returns this much later than it could have: we were stalled
+STREAM_MAX_BYTES = 16 * 1024 * 1024  # per room stream, besides the entry count
+ENTRY_MAX_BYTES = 1024 * 1024  # one stream entry; larger updates go out in parts
 ERRORS = (RedisError, OSError)
+# Redis answers, but refuses these credentials (or this command, under an ACL): waiting
+# for it will not help, so opening a room fails at once and the log says why.
+REFUSED = (AuthenticationError, AuthorizationError, NoPermissionError)
 
 # Compare-and-renew / compare-and-delete: only the holder may extend or free its lease.
 IF_HOLDER = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call"
@@ -53,29 +65,54 @@ RENEW = IF_HOLDER + "('pexpire', KEYS[1], ARGV[2]) end return 0"
 RELEASE = IF_HOLDER + "('del', KEYS[1]) end return 0"
 
 
+def safe_url(url: str) -> str:
+    """`url` as it may be logged: without a password (in the user part or the query)."""
+    parts = urlsplit(url)
+    user = f"{parts.username}@" if parts.username else ""
+    query = "&".join(p for p in parts.query.split("&") if p and not p.lower().startswith("password="))
+    return urlunsplit((parts.scheme, user + parts.netloc.rpartition("@")[2], parts.path, query, ""))
+
+
 class RedisBackplane(LocalBackplane):
     """This process's side of the Redis backplane: the rooms linked here and the loops."""
 
-    def __init__(self, url: str, *, log: logging.Logger, lease_seconds: float = LEASE_SECONDS) -> None:
+    errors = ERRORS
+    max_backoff = MAX_BACKOFF
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        log: Any,
+        lease_seconds: float = LEASE_SECONDS,
+        stream_max_bytes: int = STREAM_MAX_BYTES,
+        entry_max_bytes: int = ENTRY_MAX_BYTES,
+    ) -> None:
+        if not 4096 <= entry_max_bytes <= stream_max_bytes:
+            raise ValueError("the backplane needs 4096 <= entry_max_bytes <= stream_max_bytes")
         self.url = url
         self.log = log
         self.redis = Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
         self.process = uuid.uuid4().hex
         self.lease_ms = int(lease_seconds * 1000)
         self.lease_valid = lease_seconds * 0.8  # our own view ends before Redis's
+        self.stream_max_bytes = stream_max_bytes
+        self.entry_max_bytes = entry_max_bytes
+        self.complaints = Complaints(log)
         self.links: dict[str, RoomLink] = {}
         self.connected = True  # until a command fails
+        self.refused = False  # the last failure was Redis refusing our credentials
+        self.on_control: ControlHandler | None = None
+        self.listener = Listener(self)
         self._renew = self.redis.register_script(RENEW)
         self._release = self.redis.register_script(RELEASE)
         self._wake_key = f"collab:process:{self.process}:wake"
         self._wake_id = "0-0"
-        self._on_control: ControlHandler | None = None
-        self._pubsub: Any = None
         self._tasks: list[asyncio.Task] = []
         self._background: set[asyncio.Task] = set()
 
     async def start(self, on_control: ControlHandler) -> None:
-        self._on_control = on_control
+        self.on_control = on_control
         try:
             await self.redis.ping()
             self.log.info("jupyter_collab: Redis backplane at %s (process %s)", self._safe_url, self.process)
@@ -83,25 +120,45 @@ class RedisBackplane(LocalBackplane):
             self.lost(exc)
         loop = asyncio.get_running_loop()
         self._tasks = [
-            loop.create_task(self._read_loop()),
-            loop.create_task(self._listen_loop()),
-            loop.create_task(self._lease_loop()),
+            loop.create_task(self._supervised("reader", self._read_loop)),
+            loop.create_task(self._supervised("pub/sub", self.listener.run)),
+            loop.create_task(self._supervised("lease", self._lease_loop)),
         ]
 
     @property
     def _safe_url(self) -> str:
-        return self.url.split("@")[-1]  # never log a password
+        return safe_url(self.url)
+
+    async def _supervised(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        """Run a loop for as long as the backplane runs. Each loop handles Redis errors
+        and bad messages itself, so what reaches here is a bug: rather than leave this
+        process without presence, control or sync until a restart, log it and start over."""
+        while True:
+            try:
+                await run()
+            except Exception:
+                self.log.exception("jupyter_collab: Redis backplane %s loop failed; restarting it", name)
+            await asyncio.sleep(RESTART_SECONDS)
 
     # -- connection state ------------------------------------------------------------------
 
     def lost(self, exc: BaseException) -> None:
-        if self.connected:
-            self.connected = False
+        refused = isinstance(exc, REFUSED)
+        if refused and not self.refused:
+            self.log.error(
+                "jupyter_collab: Redis at %s refused the backplane (%s); check the user, password "
+                "and ACL in backplane_url: rooms cannot be opened until Redis accepts them",
+                self._safe_url,
+                exc,
+            )
+        elif self.connected and not refused:
             self.log.warning(
                 "jupyter_collab: lost the Redis backplane (%s); rooms keep serving their local "
                 "clients, reconnecting",
                 exc,
             )
+        self.refused = refused
+        self.connected = False
 
     async def guarded(self, command: Awaitable[Any]) -> None:
         """Run a fire-and-forget command; a failure marks Redis as lost (a resync follows)."""
@@ -114,6 +171,7 @@ class RedisBackplane(LocalBackplane):
         """Redis answers again: republish every room's full state, ask for what we lack."""
         await self.redis.ping()
         self.connected = True
+        self.refused = False
         for link in list(self.links.values()):
             await link.resync()
         self.log.info("jupyter_collab: Redis backplane is back; re-synced %d room(s)", len(self.links))
@@ -131,6 +189,8 @@ class RedisBackplane(LocalBackplane):
                 pause = 0.05  # another process is loading it from disk: wait for its snapshot
             except ERRORS as exc:
                 self.lost(exc)
+                if self.refused:
+                    raise BackplaneUnavailable(f"Redis refused this server ({room.room_id})") from exc
                 pause = 0.5
             if loop.time() > deadline:
                 self.log.warning("jupyter_collab: cannot open %s: Redis did not answer in time", room.room_id)
@@ -144,9 +204,8 @@ class RedisBackplane(LocalBackplane):
     async def _attach(self, link: RoomLink) -> None:
         await self.redis.xadd(self._wake_key, {"w": "1"}, maxlen=8)
         await self.redis.expire(self._wake_key, 3600)
-        if self._pubsub is not None:
-            await self._pubsub.subscribe(link.channel)
-        await link.publish_awareness(AWARENESS_HELLO)
+        await self.listener.subscribe(link.channel)
+        await link.presence.publish(AWARENESS_HELLO)
 
     async def detach(self, link: RoomLink) -> None:
         """The room closed here: leave its final state and free its lease."""
@@ -157,8 +216,7 @@ class RedisBackplane(LocalBackplane):
             if link.holds_lease():
                 await link.write_snapshot()
                 await link.release()
-            if self._pubsub is not None:
-                await self._pubsub.unsubscribe(link.channel)
+            await self.listener.unsubscribe(link.channel)
         except ERRORS as exc:
             self.lost(exc)
 
@@ -200,7 +258,7 @@ class RedisBackplane(LocalBackplane):
             # trimmed before we read them; look at each stream's trimmed ids.
             stalled = time.monotonic() - started > READ_BLOCK_MS / 1000 + STALL_SECONDS
             for link in self.links.values() if stalled else ():
-                self._background_task(self.guarded(link.check_gap(streams[link.stream])))
+                self.background(self.guarded(link.check_gap(streams[link.stream])))
             by_stream = {link.stream: link for link in self.links.values()}
             for key, entries in replies or []:
                 name = key.decode()
@@ -212,54 +270,11 @@ class RedisBackplane(LocalBackplane):
                     continue
                 since = link.last_id
                 try:
-                    link.receive(entries)
+                    link.receive(entries)  # skips bad entries itself: this is for bugs
                 except Exception:
-                    self.log.exception("jupyter_collab: bad update on the stream of %s", link.room.room_id)
+                    self.log.exception("jupyter_collab: reading the stream of %s failed", link.room.room_id)
                 if len(entries) == 1000 and not stalled:
-                    self._background_task(self.guarded(link.check_gap(since)))
-
-    async def _listen_loop(self) -> None:
-        backoff = 0.1
-        while True:
-            try:
-                if self._pubsub is None:
-                    pubsub = self.redis.pubsub()
-                    await pubsub.subscribe(CONTROL_CHANNEL, *(link.channel for link in self.links.values()))
-                    self._pubsub = pubsub
-                message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                backoff = 0.1
-            except ERRORS as exc:
-                self.lost(exc)
-                await self._drop_pubsub()
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF)
-                continue
-            if message is None or message.get("type") != "message":
-                continue
-            channel = message["channel"].decode()
-            if channel == CONTROL_CHANNEL:
-                self._control(message["data"])
-                continue
-            for link in self.links.values():
-                if link.channel == channel:
-                    link.receive_awareness(message["data"])
-                    break
-
-    def _control(self, data: bytes) -> None:
-        try:
-            body = json.loads(data)
-        except ValueError:
-            return
-        if body.get("from") != self.process and self._on_control is not None:
-            self._background_task(self._on_control(body))
-
-    async def _drop_pubsub(self) -> None:
-        pubsub, self._pubsub = self._pubsub, None
-        if pubsub is not None:
-            try:
-                await pubsub.aclose()
-            except ERRORS:
-                pass
+                    self.background(self.guarded(link.check_gap(since)))
 
     async def _lease_loop(self) -> None:
         """Renew held leases, take free ones, write holders' snapshots, re-announce presence."""
@@ -290,9 +305,10 @@ class RedisBackplane(LocalBackplane):
                 await self._renew(keys=[link.lease_key], args=[self.process, self.lease_ms], client=pipe)
             else:
                 pipe.set(link.lease_key, self.process, nx=True, px=self.lease_ms)
+            pipe.hexists(link.snapshot_key, "state")
         results = await pipe.execute()
         upkeep = self.redis.pipeline(transaction=False)  # the periodic, fire-and-forget part
-        for link, result in zip(links, results, strict=True):
+        for link, result, has_snapshot in zip(links, results[::2], results[1::2], strict=True):
             held = link.holds_lease()
             if result:
                 link.lease_until = started + self.lease_valid
@@ -302,19 +318,23 @@ class RedisBackplane(LocalBackplane):
             elif held:
                 link.lease_until = 0.0
                 self.log.info("jupyter_collab: another process now saves %s", link.room.room_id)
-            if link.holds_lease() and (link.state_dirty or link.base_dirty):
-                await link.write_snapshot()
+            if link.holds_lease():
+                # A snapshot gone (deleted, or refused as malformed by a process opening the
+                # room) is written again, base included, so that the room can be opened.
+                link.base_dirty = link.base_dirty or not has_snapshot
+                if link.state_dirty or link.base_dirty:
+                    await link.write_snapshot()
+                link.trim()
             if presence:
                 link.room.expire_remote_awareness(time.monotonic() - 3 * PRESENCE_SECONDS)
                 if link.holds_lease():
                     link.refresh_ttl(upkeep)
-                states = link.room.awareness.local_snapshot()
-                if states is not None:
-                    upkeep.publish(link.channel, link.awareness_message(AWARENESS_STATES, states))
+                link.presence.republish(upkeep)
         if len(upkeep):
             await upkeep.execute()
 
-    def _background_task(self, coro: Awaitable[Any]) -> None:
+    def background(self, coro: Awaitable[Any]) -> None:
+        """Run `coro` without waiting for it (kept referenced until it is done)."""
         task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -323,7 +343,7 @@ class RedisBackplane(LocalBackplane):
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._drop_pubsub()
+        await self.listener.close()
         try:
             await self.redis.delete(self._wake_key)
         except ERRORS:
