@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 import uuid
 from typing import Any
 
@@ -19,6 +20,7 @@ from jupyter_ydoc import YNotebook
 from .persistence.merge import set_cell_field
 
 CELL_TYPES = ("code", "markdown", "raw")
+CELL_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")  # nbformat 4.5's pattern, and its length cap
 INSERTABLE_FIELDS = {"id", "cell_type", "source", "metadata", "outputs", "execution_count", "attachments"}
 
 
@@ -126,8 +128,8 @@ def insert_cell(
     fields = {"cell_type": "code", "source": "", "metadata": {}, **copy.deepcopy(cell)}
     _validate(fields)
     cell_id = fields.get("id") or uuid.uuid4().hex[:8]
-    if not isinstance(cell_id, str) or not 1 <= len(cell_id) <= 64:
-        raise CellError("'id' must be a string of 1 to 64 characters")
+    if not isinstance(cell_id, str) or not CELL_ID.fullmatch(cell_id):
+        raise CellError("'id' must be 1 to 64 letters, digits, '-' or '_' (nbformat's cell id)")
     if any(ycell.get("id") == cell_id for ycell in ynb.ycells):
         raise CellError(f"a cell with id {cell_id!r} already exists")
     fields["id"] = cell_id

@@ -201,7 +201,13 @@ async def test_viewer_gets_403_on_every_write_and_edits_are_audited(team):  # no
     for method, target, payload in writes:
         response = await call(server, method, target, payload, token="carol-token", headers={"If-Match": "*"})
         assert response.code == 403, (method, target)
-    assert (await call(server, "GET", f"/notebooks/{path}", token="dave-token")).code == 403
+    # No access answers as no file: nobody learns which files exist.
+    hidden = await call(server, "GET", f"/notebooks/{path}", token="dave-token")
+    missing = await call(server, "GET", "/notebooks/no-such.ipynb", token="dave-token")
+    assert (hidden.code, body(hidden)["message"].replace(path, "P")) == (
+        missing.code,
+        body(missing)["message"].replace("no-such.ipynb", "P"),
+    ) == (404, "no notebook at 'P'")
     assert (await call(server, "GET", "/rooms", token="dave-token")).code == 200
     assert body(await call(server, "GET", "/rooms", token="dave-token"))["rooms"] == []
     # An editor's edit is attributed in the audit trail.

@@ -11,21 +11,29 @@ as it is now. Errors are JSON `{"message": ...}` naming the problem; bad input i
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from jupyter_core.utils import ensure_async
 from jupyter_server.base.handlers import APIHandler
+from jupyter_ydoc import YNotebook
 from tornado import web
 
 from .. import cells
+from ..backplane import BackplaneUnavailable
 from ..documents import RoomKey
-from ..permissions import Role, identity
+from ..permissions import Access, Role, identity
 from ..persistence.filesync import FileUnavailable
 from ..rooms.document import DocumentRoom
-from ..rooms.guard import lock_flags
+from ..rooms.gate import GateRefused
+from ..rooms.guard import ChangeRefused
+
+T = TypeVar("T")
 
 API_PREFIX = "/api/collab/v1"
+MAX_BODY_BYTES = 16 * 1024 * 1024  # as a WebSocket message (CollabApp.max_message_bytes' default)
+MAX_BODY_DEPTH = 64  # outputs and metadata nest a few levels; JSON bombs nest thousands
 OPENAPI_PATH = Path(__file__).resolve().parents[1] / "openapi.yaml"
 
 
@@ -48,37 +56,37 @@ class RestHandler(APIHandler):
         self.finish(json.dumps(body))
 
     def json_body(self) -> dict[str, Any]:
+        if len(self.request.body) > MAX_BODY_BYTES:
+            raise web.HTTPError(413, f"request body over {MAX_BODY_BYTES} bytes")
         try:
             body = json.loads(self.request.body or b"{}")
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise web.HTTPError(400, f"request body is not JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise web.HTTPError(400, "request body is nested too deeply") from exc
         if not isinstance(body, dict):
             raise web.HTTPError(400, "request body must be a JSON object")
+        if _depth(body) > MAX_BODY_DEPTH:
+            raise web.HTTPError(400, f"request body is nested more than {MAX_BODY_DEPTH} levels deep")
         return body
 
-    async def room_for(self, path: str, *, write: bool) -> DocumentRoom:
-        """The live room of a notebook, after checking the caller's access."""
-        cm = self.contents_manager
+    async def room_for(self, path: str, *, write: bool) -> tuple[DocumentRoom, Access]:
+        """The live room of a notebook and the caller's access, through the entry gate."""
         try:
-            exists = await ensure_async(cm.file_exists(path))
-        except web.HTTPError:
-            exists = False
-        if not exists or not path.endswith(".ipynb"):
-            raise web.HTTPError(404, f"no notebook at {path!r}")
-        access = await self.collab.access(self.current_user, path, self)
-        self.access = access
-        if access.role is Role.NONE:
-            raise web.HTTPError(403, f"no access to {path}")
+            entry = await self.collab.gate.enter(self.current_user, path, self, suffix=".ipynb")
+        except GateRefused as exc:
+            raise exc.http_error() from exc
+        access = entry.access
         if write and not access.role.can_edit:
-            raise web.HTTPError(403, f"{access.role.value}s cannot change {path}")
-        file_ids = self.settings["file_id_manager"]
-        file_id = file_ids.get_id(path) or file_ids.index(path)
+            raise web.HTTPError(403, f"{access.role.value}s cannot change {entry.path}")
         try:
-            room = await self.collab.rooms.get(RoomKey("json", "notebook", file_id).room_id)
+            room = await self.collab.rooms.get(RoomKey("json", "notebook", entry.file_id).room_id)
         except FileUnavailable as exc:
-            raise web.HTTPError(400, f"cannot open {path} as a notebook: {exc}") from exc
+            raise web.HTTPError(400, f"cannot open {entry.path} as a notebook: {exc}") from exc
+        except BackplaneUnavailable as exc:
+            raise web.HTTPError(503, f"cannot open {entry.path} now, try again: {exc}") from exc
         assert isinstance(room, DocumentRoom)
-        return room
+        return room, access
 
     def collaborators(self, room: DocumentRoom) -> list[dict[str, Any]]:
         """Everyone connected, plus programs currently shown at work (one entry per user)."""
@@ -117,32 +125,45 @@ class RestHandler(APIHandler):
             return None
         return header.strip('"').removeprefix("W/").strip('"')
 
-    def check_lock(self, room: DocumentRoom, cell_id: str, *, deleting: bool) -> None:
-        if self.access.role.can_lock:
-            return
-        cell = cells.read_cell(room.document.model, cell_id)
-        editable, deletable = lock_flags(cell.get("metadata"))
-        if not editable or cell_id in self.access.locked_cells or (deleting and not deletable):
-            raise web.HTTPError(403, f"cell {cell_id} is locked")
-
-    def attribute(self, room: DocumentRoom, operation: str, cell_id: str) -> None:
+    def attribute(self, room: DocumentRoom, access: Access, operation: str, cell_id: str) -> None:
         """Who changed what: shown as presence in the room, and in the audit trail."""
-        user = identity(self.current_user, self.access.role)
+        user = identity(self.current_user, access.role)
         room.show_program(user, {"operation": operation, "cell": cell_id}, self.collab.api_presence_seconds)
         self.collab.rooms.events.record(
-            "api_edit", room, user["username"], self.access.role.value, operation=operation, cell=cell_id
+            "api_edit", room, user["username"], access.role.value, operation=operation, cell=cell_id
         )
 
-    def run(self, operation: Any) -> Any:
-        """Run a cell operation, turning its errors into HTTP answers."""
-        try:
+    def read(self, operation: Callable[[], T]) -> T:
+        with _as_http_errors():
             return operation()
-        except cells.CellNotFound as exc:
-            raise web.HTTPError(404, f"no cell with id {exc.args[0]!r}") from exc
-        except cells.CellConflict as exc:
-            raise ConflictError(exc.current) from exc
-        except cells.CellError as exc:
-            raise web.HTTPError(400, str(exc)) from exc
+
+    def change(self, room: DocumentRoom, access: Access, operation: Callable[[YNotebook], T]) -> T:
+        """Make a cell operation through the room's lock rule (the same rule as the socket)."""
+        with _as_http_errors():
+            return room.change(access, operation, origin="api")
+
+
+@contextmanager
+def _as_http_errors() -> Iterator[None]:
+    """Cell operations' errors as HTTP answers."""
+    try:
+        yield
+    except ChangeRefused as exc:
+        raise web.HTTPError(403, str(exc)) from exc
+    except cells.CellNotFound as exc:
+        raise web.HTTPError(404, f"no cell with id {exc.args[0]!r}") from exc
+    except cells.CellConflict as exc:
+        raise ConflictError(exc.current) from exc
+    except cells.CellError as exc:
+        raise web.HTTPError(400, str(exc)) from exc
+
+
+def _depth(value: Any, limit: int = 0) -> int:
+    """How deeply `value` nests lists and objects (stops counting past MAX_BODY_DEPTH)."""
+    if limit > MAX_BODY_DEPTH or not isinstance(value, dict | list):
+        return limit
+    children = value.values() if isinstance(value, dict) else value
+    return max((_depth(child, limit + 1) for child in children), default=limit + 1)
 
 
 class ConflictError(web.HTTPError):
@@ -154,12 +175,12 @@ class ConflictError(web.HTTPError):
 class NotebookHandler(RestHandler):
     @web.authenticated
     async def get(self, path: str) -> None:
-        room = await self.room_for(path, write=False)
+        room, _ = await self.room_for(path, write=False)
         model = room.document.model
         content = room.document.content()
         self.finish(
             {
-                "path": path,
+                "path": room.file.path,
                 "fileId": room.key.file_id,
                 "metadata": content.get("metadata", {}),
                 "nbformat": content.get("nbformat"),
@@ -182,10 +203,11 @@ class CellsHandler(RestHandler):
     @web.authenticated
     async def post(self, path: str) -> None:
         body = self.json_body()
-        room = await self.room_for(path, write=True)
+        room, access = await self.room_for(path, write=True)
         where = _position(body)
-        cell = self.run(lambda: cells.insert_cell(room.document.model, body, **where))
-        self.attribute(room, "insert", cell["id"])
+        inserted = self.change(room, access, lambda model: cells.insert_cell(model, body, **where))
+        cell = cells.read_cell(room.document.model, inserted["id"])  # as the server kept it
+        self.attribute(room, access, "insert", cell["id"])
         self.set_status(201)
         self.set_header("ETag", f'"{cell["hash"]}"')
         self.finish(cell)
@@ -194,31 +216,30 @@ class CellsHandler(RestHandler):
 class CellHandler(RestHandler):
     @web.authenticated
     async def get(self, path: str, cell_id: str) -> None:
-        room = await self.room_for(path, write=False)
-        cell = self.run(lambda: cells.read_cell(room.document.model, cell_id))
+        room, _ = await self.room_for(path, write=False)
+        cell = self.read(lambda: cells.read_cell(room.document.model, cell_id))
         self.set_header("ETag", f'"{cell["hash"]}"')
         self.finish(cell)
 
     @web.authenticated
     async def patch(self, path: str, cell_id: str) -> None:
         body = self.json_body()
-        room = await self.room_for(path, write=True)
-        self.run(lambda: cells.find(room.document.model, cell_id))
+        room, access = await self.room_for(path, write=True)
+        self.read(lambda: cells.find(room.document.model, cell_id))
         expect = self.if_match()
-        self.check_lock(room, cell_id, deleting=False)
-        cell = self.run(lambda: cells.patch_cell(room.document.model, cell_id, body, expect=expect))
-        self.attribute(room, "patch", cell_id)
+        self.change(room, access, lambda model: cells.patch_cell(model, cell_id, body, expect=expect))
+        cell = cells.read_cell(room.document.model, cell_id)
+        self.attribute(room, access, "patch", cell_id)
         self.set_header("ETag", f'"{cell["hash"]}"')
         self.finish(cell)
 
     @web.authenticated
     async def delete(self, path: str, cell_id: str) -> None:
-        room = await self.room_for(path, write=True)
-        self.run(lambda: cells.find(room.document.model, cell_id))
+        room, access = await self.room_for(path, write=True)
+        self.read(lambda: cells.find(room.document.model, cell_id))
         expect = self.if_match()
-        self.check_lock(room, cell_id, deleting=True)
-        self.run(lambda: cells.delete_cell(room.document.model, cell_id, expect=expect))
-        self.attribute(room, "delete", cell_id)
+        self.change(room, access, lambda model: cells.delete_cell(model, cell_id, expect=expect))
+        self.attribute(room, access, "delete", cell_id)
         self.set_status(204)
         self.finish()
 
@@ -227,15 +248,17 @@ class MoveHandler(RestHandler):
     @web.authenticated
     async def post(self, path: str, cell_id: str) -> None:
         body = self.json_body()
-        room = await self.room_for(path, write=True)
-        self.run(lambda: cells.find(room.document.model, cell_id))
+        room, access = await self.room_for(path, write=True)
+        self.read(lambda: cells.find(room.document.model, cell_id))
         expect = self.if_match()
         where = _position(body)
         if body:
             raise web.HTTPError(400, f"unknown field(s): {', '.join(sorted(body))}")
-        self.check_lock(room, cell_id, deleting=True)
-        cell = self.run(lambda: cells.move_cell(room.document.model, cell_id, expect=expect, **where))
-        self.attribute(room, "move", cell_id)
+        moved = self.change(
+            room, access, lambda model: cells.move_cell(model, cell_id, expect=expect, **where)
+        )
+        cell = cells.read_cell(room.document.model, moved["id"])
+        self.attribute(room, access, "move", cell_id)
         self.set_header("ETag", f'"{cell["hash"]}"')
         self.finish(cell)
 

@@ -15,21 +15,26 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from jupyter_ydoc import YNotebook
 from pycrdt import TransactionEvent, get_state, merge_updates
 
 from ..documents import RoomKey, SharedDocument
+from ..permissions import Access
 from ..persistence.filesync import DocumentFile, FileContent, FileStat, FileUnavailable, content_hash
+from ..persistence.merge import merge_notebook
 from ..persistence.store import HistoryStore, StoredDocument
 from ..protocol import ProtocolError, SyncMessage, SyncType, decode_state_vector, sync_frame
-from .guard import LockGuard
+from .guard import ChangeRefused, LockGuard, Verdict, untrust
 from .room import EMPTY_UPDATE, Connection, Room, RoomEvents
 
 if TYPE_CHECKING:
     from ..backplane.link import RoomLink
+
+T = TypeVar("T")
 
 # Close code JupyterLab's provider turns into a "reload" dialog (wire-protocol.md).
 CLOSE_RELOAD = 1003
@@ -67,6 +72,7 @@ class DocumentRoom(Room):
         self._dirty_since: float | None = None
         self._save_timer: asyncio.TimerHandle | None = None
         self._save_task: asyncio.Task | None = None
+        self._requested_save: asyncio.Task | None = None
         self._peer_states: dict[Connection, dict[int, int]] = {}
         self._subscription = None
         self._dedupe_scheduled = False
@@ -230,22 +236,65 @@ class DocumentRoom(Room):
         if self._is_foreign(conn):
             self._adopt_foreign(conn, message.payload)
             return
-        if not role.can_lock and isinstance(self.document.model, YNotebook):
+        if role.can_lock or self.guard() is None:
             try:
-                if self._guard is None:
-                    self._guard = LockGuard(self.document.model)
-                reason = self._guard.refusal(message.payload, conn.access, can_lock=False)
+                with ydoc.transaction(origin=conn):
+                    ydoc.apply_update(message.payload)
             except ValueError as exc:
-                self._guard = None  # the shadow may hold part of a broken update
                 raise ProtocolError(f"invalid update: {exc}") from exc
-            if reason is not None:
-                self.deny(conn, reason)
-                return
+            return
+        guard = self.guard()
         try:
-            with ydoc.transaction(origin=conn):
-                ydoc.apply_update(message.payload)
+            verdict = guard.check(message.payload, conn.access)
         except ValueError as exc:
             raise ProtocolError(f"invalid update: {exc}") from exc
+        if verdict.refusal is not None:
+            self.deny(conn, verdict.refusal)
+            return
+        self._apply_checked(message.payload, verdict, origin=conn)
+
+    def guard(self) -> LockGuard | None:
+        """The lock guard of a notebook room (made on the first change a non-owner makes);
+        None for text documents, which have no cells to lock."""
+        if self._guard is None and isinstance(self.document.model, YNotebook):
+            self._guard = LockGuard(self.document.model)
+        return self._guard
+
+    def _apply_checked(self, update: bytes, verdict: Verdict, *, origin: Any) -> None:
+        """Apply a change the guard allowed, withdrawing trust where it says, in one
+        transaction: no client ever sees the change with the trust still in it."""
+        ydoc = self.document.ydoc
+        with ydoc.transaction(origin=origin):
+            ydoc.apply_update(update)
+            untrust(self.document.model, verdict.untrust)
+
+    def change(self, access: Access, operation: Callable[[Any], T], *, origin: Any) -> T:
+        """Make a change on someone's behalf (REST, merges): `operation(model)` runs on the
+        live document for owners, and on the guard's shadow for everyone else, whose
+        change is applied only if the lock rule allows it (ChangeRefused otherwise)."""
+        guard = None if access.role.can_lock else self.guard()
+        if guard is None:
+            with self.document.ydoc.transaction(origin=origin):
+                return operation(self.document.model)
+        result, update, verdict = guard.trial(operation, access)
+        if verdict.refusal is not None:
+            raise ChangeRefused(verdict.refusal)
+        self._apply_checked(update, verdict, origin=origin)
+        return result
+
+    def dry_run_merge(self, access: Access, incoming: Any) -> str | None:
+        """Why merging `incoming` (a whole notebook someone is writing to the file, e.g.
+        through the contents API) would break the lock rule for `access`; None when it
+        would not. Nothing is applied: the write itself reaches the room as an
+        out-of-band change once it is on disk."""
+        guard = None if access.role.can_lock else self.guard()
+        if guard is None:
+            return None
+        try:
+            normalized = self.document.normalize(incoming)
+        except Exception:
+            return None  # not a notebook the server can read: the contents manager refuses it
+        return guard.dry_run(lambda model: merge_notebook(model, self.base, normalized), access).refusal
 
     def deny(self, conn: Connection, reason: str) -> None:
         """Refuse a change: nothing was applied; tell the sender once and make it reload,
@@ -273,7 +322,20 @@ class DocumentRoom(Room):
             content = self.document.foreign_content(update)
         except Exception as exc:
             raise ProtocolError(f"invalid update: {exc}") from exc
-        if content:
+        if content and isinstance(self.document.model, YNotebook):
+            # Through the lock rule like any other change: adopting a foreign notebook by
+            # cell id must not be a way to rewrite locked cells or their flags.
+            try:
+                self.change(
+                    conn.access,
+                    lambda model: merge_notebook(model, self.base, content, apply_deletions=False),
+                    origin="merge",
+                )
+            except ChangeRefused as exc:
+                self._peer_states.pop(conn, None)
+                self.deny(conn, str(exc))
+                return
+        elif content:
             self.document.merge(self.base, content, apply_deletions=False)
         self.log.info(
             "jupyter_collab: %s has an unrelated history of %s; merged by cell id, asked to reload",
@@ -318,37 +380,51 @@ class DocumentRoom(Room):
             self.events.emit("denied", self, conn, reason="viewers cannot save")
             conn.notify({"type": "denied", "role": conn.access.role.value, "reason": "viewers cannot save"})
             return {"type": "save", "responseTo": request_id, "status": "failed"}
-        status = await self.save()
+        if self._requested_save is None:
+            self._requested_save = asyncio.get_running_loop().create_task(self._save_on_request())
+        status = await asyncio.shield(self._requested_save)
         return {"type": "save", "responseTo": request_id, "status": status}
+
+    async def _save_on_request(self) -> str:
+        """One save for every request that arrives while it waits for the file: requests
+        coalesce (a client asking a thousand times costs one save, not a thousand hashes of
+        the document), and a request that arrives once it has started waits for the next."""
+        async with self._io_lock:
+            self._requested_save = None
+            return await self._save_locked()
 
     async def save(self) -> str:
         """Write the document if it changed; returns success / skipped / failed."""
         async with self._io_lock:
-            if self._save_timer is not None:
-                self._save_timer.cancel()
-                self._save_timer = None
-            self._dirty_since = None
-            if self.link is not None and not await self.link.confirm_lease():
-                return "skipped"  # the lease holder (another process) saves
-            await self._merge_disk_changes()
-            content = self.document.content()
-            digest = content_hash(content)
-            if digest == content_hash(self.base):
-                self._mark_saved()
-                return "skipped"
-            if self.link is not None:
-                await self.link.announce_content(digest)  # before the write: see _follow_disk
-            try:
-                self.disk_hash = await self.file.write(self.document.file_content())
-            except (FileUnavailable, Exception) as exc:
-                self.log.error("jupyter_collab: saving %s failed: %s", self.file.path or self.room_id, exc)
-                return "failed"
-            self.disk_stat = self.file.stat()
-            self.base = content
-            if self.store:
-                self.store.set_base(self.room_id, json.dumps(content), self.disk_hash)
+            return await self._save_locked()
+
+    async def _save_locked(self) -> str:
+        """The save itself; the caller holds the I/O lock."""
+        if self._save_timer is not None:
+            self._save_timer.cancel()
+            self._save_timer = None
+        self._dirty_since = None
+        if self.link is not None and not await self.link.confirm_lease():
+            return "skipped"  # the lease holder (another process) saves
+        await self._merge_disk_changes()
+        content = self.document.content()
+        digest = content_hash(content)
+        if digest == content_hash(self.base):
             self._mark_saved()
-            return "success"
+            return "skipped"
+        if self.link is not None:
+            await self.link.announce_content(digest)  # before the write: see _follow_disk
+        try:
+            self.disk_hash = await self.file.write(self.document.file_content())
+        except (FileUnavailable, Exception) as exc:
+            self.log.error("jupyter_collab: saving %s failed: %s", self.file.path or self.room_id, exc)
+            return "failed"
+        self.disk_stat = self.file.stat()
+        self.base = content
+        if self.store:
+            self.store.set_base(self.room_id, json.dumps(content), self.disk_hash)
+        self._mark_saved()
+        return "success"
 
     def _mark_saved(self) -> None:
         """Clear the document's `dirty` flag (JupyterLab sets it on every edit and shows an

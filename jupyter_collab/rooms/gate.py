@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from jupyter_core.utils import ensure_async
 from tornado import web
 
-from ..documents import parse_room_id
+from ..documents import RoomKey, parse_room_id
 from ..paths import PathRefused, canonical_path, contents_root
 from ..permissions import Access, Role
 from ..persistence.filesync import FileUnavailable
@@ -36,6 +36,10 @@ class FileIds(Protocol):
 
 class AccessPolicy(Protocol):
     async def access(self, user: Any, path: str, handler: Any) -> Access: ...
+
+
+class RoomOpener(Protocol):
+    async def get(self, room_id: str) -> Any: ...
 
 
 class GateRefused(Exception):
@@ -61,10 +65,13 @@ class Entry:
 
 
 class Gate:
-    def __init__(self, contents_manager: Any, file_ids: FileIds, policy: AccessPolicy) -> None:
+    def __init__(
+        self, contents_manager: Any, file_ids: FileIds, policy: AccessPolicy, rooms: RoomOpener
+    ) -> None:
         self.contents_manager = contents_manager
         self.file_ids = file_ids
         self.policy = policy
+        self.rooms = rooms
 
     def canonical(self, path: str) -> str:
         """The canonical form of an API path; GateRefused (400/404) for aliases."""
@@ -120,3 +127,38 @@ class Gate:
         if canonical != path or self.file_ids.get_id(path) != key.file_id:
             raise FileUnavailable(f"no file has id {key.file_id} (an alias of {canonical or path!r})")
         return path
+
+    async def contents_write_refusal(
+        self, user: Any, path: str, incoming: dict[str, Any] | None, handler: Any
+    ) -> str | None:
+        """Why `user` may not write the notebook `incoming` over the existing notebook at
+        `path` through the contents API (None: they may). For our authorizers, which see
+        the request body: the same lock rule as in rooms, judged by a dry run of the merge
+        that the write would cause in the live room. `incoming` None (e.g. a checkpoint
+        restore, whose content the caller does not have) is allowed to owners only."""
+        path = self.canonical(path)
+        access = await self.policy.access(user, path, handler)
+        if access.role.can_lock:
+            return None
+        if not access.role.can_edit:
+            return f"{access.role.value}s cannot change {path}"
+        if incoming is None:
+            return f"only owners may replace {path} wholesale"
+        if not isinstance(incoming, dict) or not isinstance(incoming.get("cells"), list):
+            return None  # not a notebook: the contents manager refuses it itself
+        trusted = [
+            cell.get("id")
+            for cell in incoming["cells"]
+            if isinstance(cell, dict) and isinstance(cell.get("metadata"), dict)
+            and cell["metadata"].get("trusted")
+        ]
+        if trusted:
+            return f"only owners may mark cells trusted (cell {trusted[0]})"
+        file_id = self.file_ids.get_id(path) or self.file_ids.index(path)
+        if file_id is None:
+            return None  # a new file: nothing in it is locked yet
+        try:
+            room = await self.rooms.get(RoomKey("json", "notebook", file_id).room_id)
+        except FileUnavailable:
+            return None  # not readable as a notebook: nothing to protect in it
+        return room.dry_run_merge(access, incoming)

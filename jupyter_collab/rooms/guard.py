@@ -1,24 +1,43 @@
-"""Locked cells: decide, before anything is applied, whether an update touches one.
+"""The lock rule, enforced on every change a non-owner makes to a shared notebook.
 
-Yjs updates cannot be inspected without integrating them, so updates from users who must
-not touch locked cells are first applied to a shadow copy of the document, observed
-deeply to learn which cells they touched; only if the trial passes is the update applied
-to the live document (the shadow already has it). A refused trial rebuilds the shadow
-from the live document. The shadow exists only in rooms where such users edit.
+Yjs updates cannot be inspected without integrating them, so every change by a user who
+may not lock cells (an editor) is first made on a shadow copy of the document, observed
+deeply to learn which cells it touched, and judged; only a change that passes is applied
+to the live document. The same trial serves every way a notebook changes: a client's
+update (`check`), and a change the server makes on someone's behalf (`trial`: REST edits,
+the merge of a client with an unrelated history, a contents-API write). A refused trial
+rebuilds the shadow from the live document. The shadow exists only in rooms where such
+users edit.
 
-A cell is *frozen* (nothing of it may change, nor may it move or go) when its metadata has
-`editable: false` or the policy locks it for the user; it is *undeletable* with
-`deletable: false`. Only owners lock or unlock (change those flags).
+The rule, for anyone who is not an owner:
+- a cell is *frozen* when its metadata has `editable: false` or the policy locks it for
+  the user: nothing of it may change (source, outputs, metadata, id), nor may it move or
+  go; a cell with `deletable: false` may not move or go;
+- nobody but an owner changes `editable`/`deletable` (on existing or moved cells) or adds
+  a cell carrying them;
+- cell ids never change: cells are matched by id everywhere else (REST, merges, locks);
+- an update that depends on items the server does not have is refused: yrs would hold
+  it and integrate it later, inside somebody else's change, where no check sees it;
+- trust belongs to the owner: a touched or added cell whose metadata says `trusted` is
+  made untrusted in the same transaction (`Verdict.untrust`), so that no output written
+  by someone else ever renders as trusted (scripts run) in the owner's JupyterLab.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from jupyter_ydoc import YNotebook
-from pycrdt import Doc
+from pycrdt import Doc, Map, get_state, get_update
 
 from ..permissions import Access
+from ..protocol import ProtocolError, Reader, decode_state_vector
+
+T = TypeVar("T")
+
+UNKNOWN_DEPENDENCY = "the change depends on edits the server does not have; reload"
 
 
 def lock_flags(cell_metadata: Any) -> tuple[bool, bool]:
@@ -28,9 +47,76 @@ def lock_flags(cell_metadata: Any) -> tuple[bool, bool]:
     return cell_metadata.get("editable", True) is not False, cell_metadata.get("deletable", True) is not False
 
 
-def _flags_of(ycell: Any) -> tuple[bool, bool]:
+def _metadata(ycell: Any) -> Any:
     metadata = ycell.get("metadata")
-    return lock_flags(metadata.to_py() if hasattr(metadata, "to_py") else metadata)
+    return metadata.to_py() if hasattr(metadata, "to_py") else metadata
+
+
+def _flags_of(ycell: Any) -> tuple[bool, bool]:
+    return lock_flags(_metadata(ycell))
+
+
+def _trusted(ycell: Any) -> bool:
+    metadata = _metadata(ycell)
+    return isinstance(metadata, dict) and bool(metadata.get("trusted"))
+
+
+class ChangeRefused(Exception):
+    """A change the lock rule does not allow; the message says why."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The guard's answer: why a change is refused (None: allowed), and which cells the
+    server makes untrusted in the same transaction when it is applied."""
+
+    refusal: str | None = None
+    untrust: frozenset[str] = frozenset()
+
+
+def untrust(ynb: YNotebook, cell_ids: frozenset[str]) -> None:
+    """Set `metadata.trusted` to false on these cells (inside the caller's transaction)."""
+    if not cell_ids:
+        return
+    for ycell in ynb.ycells:
+        if ycell.get("id") in cell_ids:
+            metadata = ycell.get("metadata")
+            if isinstance(metadata, Map):
+                metadata["trusted"] = False
+            else:
+                ycell["metadata"] = Map({**(metadata or {}), "trusted": False})
+
+
+def _delete_set(update: bytes) -> list[tuple[int, int, int]]:
+    """(client, clock, length) ranges of an update's delete set; `update` must hold no
+    structs (`get_update(u, get_state(u))` strips them), as y-protocols' v1 encoding
+    writes the delete set after the structs."""
+    reader = Reader(update)
+    if reader.var_uint() != 0:
+        raise ProtocolError("expected an update without structs")
+    ranges = []
+    for _ in range(reader.var_uint()):
+        client = reader.var_uint()
+        for _ in range(reader.var_uint()):
+            clock = reader.var_uint()
+            ranges.append((client, clock, reader.var_uint()))
+    return ranges
+
+
+def pending_refusal(update: bytes, state_after: bytes) -> str | None:
+    """Why `update` left something pending in a document whose state is now `state_after`:
+    structs past what the document integrated, or deletions of items it does not have."""
+    known = decode_state_vector(state_after)
+    try:
+        sent = decode_state_vector(get_state(update))
+        deletions = _delete_set(get_update(update, get_state(update)))
+    except (ValueError, ProtocolError) as exc:
+        raise ProtocolError(f"invalid update: {exc}") from exc
+    if any(clock > known.get(client, 0) for client, clock in sent.items()):
+        return UNKNOWN_DEPENDENCY
+    if any(clock + length > known.get(client, 0) for client, clock, length in deletions):
+        return UNKNOWN_DEPENDENCY
+    return None
 
 
 class LockGuard:
@@ -42,69 +128,128 @@ class LockGuard:
         self.shadow_doc = Doc()
         self.shadow_doc.apply_update(self.live.ydoc.get_update())
         self.shadow = YNotebook(self.shadow_doc)
-        self._touched: set[int] = set()
-        self._inserted: set[str] = set()
-        self._structural = False
+        self._reset()
         self.shadow.ycells.observe_deep(self._collect)
+
+    def _reset(self) -> None:
+        self._touched: set[int] = set()
+        self._inserted: list[Any] = []
+        self._renamed: list[str] = []
+        self._structural = False
 
     def _collect(self, events: list[Any]) -> None:
         for event in events:
-            if event.path:
-                self._touched.add(event.path[0])
+            if not event.path:
+                self._structural = True  # cells inserted, deleted or moved
+                for change in event.delta:
+                    self._inserted.extend(change.get("insert", []))
                 continue
-            self._structural = True  # cells inserted, deleted or moved
-            for change in event.delta:
-                for ycell in change.get("insert", []):
-                    self._inserted.add(ycell.get("id"))
+            self._touched.add(event.path[0])
+            keys = getattr(event, "keys", None)
+            if len(event.path) == 1 and isinstance(keys, dict) and "id" in keys:
+                self._renamed.append(str(keys["id"].get("oldValue")))
 
     def follow(self, update: bytes) -> None:
         """Keep the shadow in step with an update accepted into the live document."""
         self.shadow_doc.apply_update(update)
 
-    def refusal(self, update: bytes, access: Access, can_lock: bool) -> str | None:
-        """Why `update` may not be applied for this user, or None when it may."""
-        live_cells = self.live.ycells
-        before_ids = [ycell.get("id") for ycell in live_cells]
-        before = {cell_id: index for index, cell_id in enumerate(before_ids)}
-        self._touched.clear()
-        self._inserted.clear()
-        self._structural = False
-        self.shadow_doc.apply_update(update)
-        shadow_cells = self.shadow.ycells
-        reason = None
-        touched_ids = {shadow_cells[i].get("id") for i in self._touched if i < len(shadow_cells)}
-        for cell_id in touched_ids:
-            if cell_id not in before:
-                continue  # a cell this very update created
-            editable, deletable = _flags_of(live_cells[before[cell_id]])
-            after = _flags_of(shadow_cells[[c.get("id") for c in shadow_cells].index(cell_id)])
-            if (editable, deletable) != after and not can_lock:
-                reason = f"only owners may lock or unlock cell {cell_id}"
-            elif not editable or cell_id in access.locked_cells:
-                reason = f"cell {cell_id} is locked"
-            if reason:
-                break
-        if reason is None and self._structural:
-            reason = self._structural_refusal(before_ids, access, can_lock)
-        if reason is not None:
+    def check(self, update: bytes, access: Access) -> Verdict:
+        """Judge a client's update (it stays applied to the shadow when allowed)."""
+        before = self._before()
+        self._reset()
+        try:
+            self.shadow_doc.apply_update(update)
+        except ValueError:
+            self._rebuild()  # the shadow may hold part of a broken update
+            raise
+        try:
+            reason = pending_refusal(update, self.shadow_doc.get_state())
+        except ProtocolError:
             self._rebuild()
-        return reason
+            raise
+        verdict = Verdict(reason) if reason else self._judge(before, access)
+        if verdict.refusal is not None:
+            self._rebuild()
+        return verdict
 
-    def _structural_refusal(self, before_ids: list[str], access: Access, can_lock: bool) -> str | None:
-        after_cells = self.shadow.ycells
-        remaining = {ycell.get("id") for ycell in after_cells}
-        # JupyterLab moves a cell by deleting it and inserting a copy with the same id.
-        moved = self._inserted & set(before_ids)
-        live_cells = self.live.ycells
-        for index, cell_id in enumerate(before_ids):
-            editable, deletable = _flags_of(live_cells[index])
+    def trial(self, change: Callable[[YNotebook], T], access: Access) -> tuple[T, bytes, Verdict]:
+        """Make a change on the shadow on someone's behalf; returns what `change` returned,
+        the update it made (to apply to the live document when allowed) and the verdict."""
+        before = self._before()
+        self._reset()
+        state = self.shadow_doc.get_state()
+        try:
+            with self.shadow_doc.transaction():
+                result = change(self.shadow)
+        except BaseException:
+            self._rebuild()
+            raise
+        update = self.shadow_doc.get_update(state)
+        verdict = self._judge(before, access)
+        if verdict.refusal is not None:
+            self._rebuild()
+        return result, update, verdict
+
+    def dry_run(self, change: Callable[[YNotebook], Any], access: Access) -> Verdict:
+        """The verdict on a change, which is then forgotten (the shadow is rebuilt)."""
+        _, _, verdict = self.trial(change, access)
+        if verdict.refusal is None:
+            self._rebuild()
+        return verdict
+
+    def _before(self) -> list[tuple[str, tuple[bool, bool]]]:
+        return [(ycell.get("id"), _flags_of(ycell)) for ycell in self.live.ycells]
+
+    def _judge(self, before: list[tuple[str, tuple[bool, bool]]], access: Access) -> Verdict:
+        if self._renamed:
+            return Verdict(f"cell ids cannot change (cell {self._renamed[0]})")
+        flags_before = dict(before)
+        shadow_cells = self.shadow.ycells
+        after = [ycell.get("id") for ycell in shadow_cells]
+        untrusted: set[str] = set()
+        for index in sorted(self._touched):
+            if index >= len(shadow_cells):
+                continue
+            ycell = shadow_cells[index]
+            cell_id = ycell.get("id")
+            if cell_id in flags_before:
+                reason = self._cell_refusal(cell_id, flags_before[cell_id], _flags_of(ycell), access)
+                if reason:
+                    return Verdict(reason)
+            if _trusted(ycell):
+                untrusted.add(cell_id)
+        if self._structural:
+            reason = self._structural_refusal(before, after, access)
+            if reason:
+                return Verdict(reason)
+            untrusted.update(ycell.get("id") for ycell in self._inserted if _trusted(ycell))
+        return Verdict(None, frozenset(untrusted))
+
+    @staticmethod
+    def _cell_refusal(
+        cell_id: str, flags: tuple[bool, bool], flags_after: tuple[bool, bool], access: Access
+    ) -> str | None:
+        if flags != flags_after:
+            return f"only owners may lock or unlock cell {cell_id}"
+        if not flags[0] or cell_id in access.locked_cells:
+            return f"cell {cell_id} is locked"
+        return None
+
+    def _structural_refusal(
+        self, before: list[tuple[str, tuple[bool, bool]]], after: list[str], access: Access
+    ) -> str | None:
+        remaining = set(after)
+        inserted = {ycell.get("id"): _flags_of(ycell) for ycell in self._inserted}
+        for cell_id, (editable, deletable) in before:
             frozen = not editable or cell_id in access.locked_cells
-            gone = cell_id not in remaining
-            if (gone or cell_id in moved) and (frozen or not deletable):
+            # JupyterLab moves a cell by deleting it and inserting a copy with the same id.
+            moved = cell_id in inserted
+            if (cell_id not in remaining or moved) and (frozen or not deletable):
                 return f"cell {cell_id} is locked"
-        if not can_lock:
-            known = set(before_ids)
-            for ycell in after_cells:
-                if ycell.get("id") not in known and _flags_of(ycell) != (True, True):
-                    return "only owners may add locked cells"
+            if moved and inserted[cell_id] != (editable, deletable):
+                return f"only owners may lock or unlock cell {cell_id}"
+        known = {cell_id for cell_id, _ in before}
+        for cell_id, flags in inserted.items():
+            if cell_id not in known and flags != (True, True):
+                return "only owners may add locked cells"
         return None
