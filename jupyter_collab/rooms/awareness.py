@@ -79,8 +79,11 @@ def _stamp(state: dict[str, Any], identity: dict[str, Any]) -> str:
     return json.dumps(state, separators=(",", ":"))
 
 
+_GONE = ("", "null")  # the state of a client that left
+
+
 def _gone(entry: AwarenessEntry) -> bool:
-    return entry.state_json in ("", "null")
+    return entry.state_json in _GONE
 
 
 class RemoteOrigin:
@@ -128,7 +131,7 @@ class AwarenessTable:
         if self._claimed(owner, entries) > limits.max_clients:
             raise OverLimit(f"more than {limits.max_clients} awareness client ids on one connection")
         for entry in entries:
-            if not _gone(entry):
+            if entry.state_json not in _GONE:
                 state = _parsed(entry.state_json)
                 if self.shape is not None:
                     self.shape(owner, state)
@@ -147,7 +150,7 @@ class AwarenessTable:
 
     def _claimed(self, owner: Any, entries: list[AwarenessEntry]) -> int:
         """How many client ids `owner` would hold once `entries` are applied."""
-        count = self._owned[owner]
+        count = self._owned.get(owner, 0)
         mine: dict[int, bool] = {}
         for entry in entries:
             current = self.owners.get(entry.client_id)

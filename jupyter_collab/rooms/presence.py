@@ -167,6 +167,8 @@ class PresenceRoom(Room):
                     conn.send(frame)
                 return
             previous = None
+        # As they are now: a re-stamp changes entries in place, with a new clock.
+        entries = [AwarenessEntry(entry.client_id, entry.clock, entry.state_json) for entry in entries]
         task = asyncio.get_running_loop().create_task(
             self._deliver_after(previous, entries, named, recipients)
         )
