@@ -25,8 +25,9 @@ from jupyter_ydoc import YNotebook
 from pycrdt import Doc
 from tornado.httpclient import HTTPClientError
 
+from jupyter_collab.backplane.entries import ENTRY_MAX_BYTES
 from jupyter_collab.backplane.messages import AWARENESS_MESSAGE_MAX_BYTES, parse_awareness, publishable
-from jupyter_collab.backplane.redis import RedisBackplane, safe_url
+from jupyter_collab.backplane.redis import STREAM_MAX_BYTES, RedisBackplane, safe_url
 from jupyter_collab.client import RoomClient, open_session
 from jupyter_collab.protocol import AwarenessEntry, decode_awareness, encode_awareness
 
@@ -53,8 +54,6 @@ pytestmark = pytest.mark.skipif(
 PASSWORD = "default-user-secret-3f9a"
 ACL_PASSWORD = "acl-user-secret-7c21"
 FAKE = "f" * 32  # a process id that no process has
-STREAM_MAX_BYTES = 16 * 1024 * 1024  # the backplane's default bounds
-ENTRY_MAX_BYTES = 1024 * 1024
 
 
 @pytest.fixture(scope="module")

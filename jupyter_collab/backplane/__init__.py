@@ -15,7 +15,7 @@ from .local import BackplaneUnavailable, ControlHandler, LocalBackplane
 
 def make_backplane(url: str, log: logging.Logger, **options: Any) -> LocalBackplane:
     """The backplane for `url`: "" is the in-process default, redis:// (rediss://, unix://) Redis.
-    `options` go to the Redis backplane (`stream_max_bytes`, `entry_max_bytes`)."""
+    `options` go to the Redis backplane (`stream_max_bytes`)."""
     if not url:
         return LocalBackplane()
     if url.split("://", 1)[0] in ("redis", "rediss", "unix"):

@@ -6,8 +6,9 @@ An entry is `{o: process, n: its sequence number, t: kind, ...}`:
 - `s`: a state-vector request (`v`: "send me what I lack");
 - `w`: the content hash (`c`) the lease holder is about to write or has merged;
 - `p`: part `k` of `m` of an update of kind `x` too large for one entry (`u`). An entry is
-  at most `max_bytes` (1 MiB by default), so a large paste or a large document's full
-  state goes out in several entries, added in one transaction; readers join the parts.
+  at most `ENTRY_MAX_BYTES`, so a large paste or a large document's full state goes out
+  in several entries, added in one transaction; readers join the parts. The bound is the
+  same on every process (a constant, not a setting): a larger entry is refused on reading.
 
 Every entry read is checked here (`Malformed` otherwise) before anything acts on it.
 """
@@ -26,6 +27,7 @@ from .messages import PROCESS_ID
 
 UPDATE, FULL, REQUEST, WRITTEN, PART = b"u", b"f", b"s", b"w", b"p"
 PAYLOAD_FIELD = {UPDATE: b"u", FULL: b"u", PART: b"u", REQUEST: b"v", WRITTEN: b"c"}
+ENTRY_MAX_BYTES = 1024 * 1024
 ENTRY_OVERHEAD = 256  # bytes of an entry besides its payload (field names, ids, numbers)
 MAX_PARTS = 2000  # the stream keeps about 2,000 entries: an update cannot have more parts
 NUMBER = re.compile(rb"[0-9]{1,18}")
@@ -60,20 +62,20 @@ def entry_size(fields: dict[bytes, bytes]) -> int:
     return sum(len(key) + len(value) for key, value in fields.items())
 
 
-def update_entries(kind: bytes, update: bytes, max_bytes: int) -> list[dict[str, Any]]:
+def update_entries(kind: bytes, update: bytes) -> list[dict[str, Any]]:
     """The fields of the entries that carry `update` (one, or its parts)."""
-    room = max_bytes - ENTRY_OVERHEAD
+    room = ENTRY_MAX_BYTES - ENTRY_OVERHEAD
     if len(update) <= room:
         return [{"t": kind, "u": update}]
     chunks = [update[start : start + room] for start in range(0, len(update), room)]
     return [{"t": PART, "x": kind, "k": i, "m": len(chunks), "u": chunk} for i, chunk in enumerate(chunks)]
 
 
-def parse_entry(fields: dict[bytes, bytes], max_bytes: int) -> Entry:
+def parse_entry(fields: dict[bytes, bytes]) -> Entry:
     """The entry, with its form checked (not yet whether an update decodes)."""
     size = entry_size(fields)
-    if size > max_bytes:
-        raise Malformed(f"{size} bytes, over the {max_bytes}-byte bound")
+    if size > ENTRY_MAX_BYTES:
+        raise Malformed(f"{size} bytes, over the {ENTRY_MAX_BYTES}-byte bound")
     origin = fields.get(b"o", b"")
     if not PROCESS_ID.fullmatch(origin):
         raise Malformed("no process id")
@@ -137,7 +139,7 @@ class Reassembly:
 
 
 def whole_entries(
-    raw: list[tuple[bytes, dict[bytes, bytes]]], max_bytes: int, skipped: Callable[[Exception], None]
+    raw: list[tuple[bytes, dict[bytes, bytes]]], skipped: Callable[[Exception], None]
 ) -> list[Entry]:
     """The valid entries of `raw` (as XRANGE returns them), parts joined into whole updates;
     malformed entries and incomplete updates are left out (malformed ones reported)."""
@@ -145,7 +147,7 @@ def whole_entries(
     entries = []
     for _, fields in raw:
         try:
-            entry = parts.add(parse_entry(fields, max_bytes))
+            entry = parts.add(parse_entry(fields))
         except Malformed as exc:
             skipped(exc)
             continue

@@ -126,7 +126,7 @@ class RoomLink:
         # while); a stream without any full state is left over from processes that are
         # gone, and the file is loaded.
         raw = await self.redis.xrange(self.stream)
-        entries = whole_entries(raw, self.backplane.entry_max_bytes, self._skipped)
+        entries = whole_entries(raw, self._skipped)
         full = {entry.origin for entry in entries if entry.kind == FULL}
         if full and not {entry.origin for entry in entries} <= full and self._patient():
             return False
@@ -211,7 +211,7 @@ class RoomLink:
 
     def flush(self, awareness: bytes | None) -> None:
         """Publish what changed locally since the last flush: one XADD (or one transaction
-        of parts, for a change over `entry_max_bytes`), one PUBLISH. While Redis is away
+        of parts, for a change over `ENTRY_MAX_BYTES`), one PUBLISH. While Redis is away
         nothing is queued: the full state is republished when it is back."""
         if self._pending:
             updates, self._pending = self._pending, []
@@ -236,7 +236,7 @@ class RoomLink:
         await self.backplane.guarded(command)
 
     async def publish_update(self, update: bytes, *, full: bool = False) -> None:
-        await self._xadd(update_entries(FULL if full else UPDATE, update, self.backplane.entry_max_bytes))
+        await self._xadd(update_entries(FULL if full else UPDATE, update))
 
     async def request_sync(self) -> None:
         await self._xadd([{"t": REQUEST, "v": self.room.document.ydoc.get_state()}])
@@ -317,7 +317,7 @@ class RoomLink:
             self.last_id = entry_id.decode()
             self.budget.note(entry_size(fields))
             try:
-                entry = parse_entry(fields, self.backplane.entry_max_bytes)
+                entry = parse_entry(fields)
                 if entry.origin == self.process:
                     continue
                 gap = self._gap(entry) or gap

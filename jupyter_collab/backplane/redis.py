@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -33,6 +34,7 @@ from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, AuthorizationError, NoPermissionError, RedisError
 
 from .complaints import Complaints
+from .entries import ENTRY_MAX_BYTES
 from .link import RoomLink
 from .listener import CONTROL_CHANNEL, Listener
 from .local import BackplaneUnavailable, ControlHandler, LocalBackplane
@@ -53,7 +55,6 @@ RECOVERY_GRACE_SECONDS = 2 * MAX_BACKOFF + 1.0
 READ_BLOCK_MS = 1000
 STALL_SECONDS = 2.0  # a read that returns this much later than it could have: we were stalled
 STREAM_MAX_BYTES = 16 * 1024 * 1024  # per room stream, besides the entry count
-ENTRY_MAX_BYTES = 1024 * 1024  # one stream entry; larger updates go out in parts
 ERRORS = (RedisError, OSError)
 # Redis answers, but refuses these credentials (or this command, under an ACL): waiting
 # for it will not help, so opening a room fails at once and the log says why.
@@ -83,13 +84,12 @@ class RedisBackplane(LocalBackplane):
         self,
         url: str,
         *,
-        log: Any,
+        log: logging.Logger,
         lease_seconds: float = LEASE_SECONDS,
         stream_max_bytes: int = STREAM_MAX_BYTES,
-        entry_max_bytes: int = ENTRY_MAX_BYTES,
     ) -> None:
-        if not 4096 <= entry_max_bytes <= stream_max_bytes:
-            raise ValueError("the backplane needs 4096 <= entry_max_bytes <= stream_max_bytes")
+        if stream_max_bytes < ENTRY_MAX_BYTES:
+            raise ValueError(f"backplane stream_max_bytes must be at least {ENTRY_MAX_BYTES} (one entry)")
         self.url = url
         self.log = log
         self.redis = Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
@@ -97,7 +97,6 @@ class RedisBackplane(LocalBackplane):
         self.lease_ms = int(lease_seconds * 1000)
         self.lease_valid = lease_seconds * 0.8  # our own view ends before Redis's
         self.stream_max_bytes = stream_max_bytes
-        self.entry_max_bytes = entry_max_bytes
         self.complaints = Complaints(log)
         self.links: dict[str, RoomLink] = {}
         self.connected = True  # until a command fails
@@ -136,13 +135,18 @@ class RedisBackplane(LocalBackplane):
         while True:
             try:
                 await run()
-            except Exception:
+            except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException:  # also a panic in a native extension (pycrdt): no Exception
                 self.log.exception("jupyter_collab: Redis backplane %s loop failed; restarting it", name)
             await asyncio.sleep(RESTART_SECONDS)
 
     # -- connection state ------------------------------------------------------------------
 
     def lost(self, exc: BaseException) -> None:
+        """A command failed: rooms go on locally and resync when Redis answers again. Redis
+        refusing our credentials (or, under an ACL, a command) gets an error line of its
+        own: unlike an outage, it needs someone to fix the configuration."""
         refused = isinstance(exc, REFUSED)
         if refused and not self.refused:
             self.log.error(
