@@ -27,6 +27,7 @@ from jupyter_server.services.contents.handlers import (
 from jupyter_server_fileid.handler import FileIDHandler, FilePathHandler
 from tornado.web import StaticFileHandler
 
+from .documents import BadRoomId
 from .handlers.room import RoomHandler
 from .handlers.session import SessionHandler
 from .paths import PathRefused, canonical_path, contents_root
@@ -89,8 +90,8 @@ def _url_path(handler: Any, resource: str) -> str | None:
     if isinstance(handler, RoomHandler):
         try:
             return handler.settings["jupyter_collab"].path_of(handler.path_args[0])
-        except (FileUnavailable, IndexError, KeyError) as exc:
-            raise PathRefused(404, "no such room") from exc
+        except (FileUnavailable, BadRoomId, IndexError, KeyError) as exc:
+            raise PathRefused(404, f"no such room: {exc}") from exc
     if resource not in FILE_RESOURCES:
         return None
     if isinstance(handler, FileIDHandler):

@@ -23,6 +23,8 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 from jupyter_collab.client import RoomClient, open_session, room_url
+from jupyter_collab.hub import HubPolicy
+from jupyter_collab.permissions import Role
 
 from .conftest import write_notebook
 from .helpers import eventually, recheck_permissions, sources
@@ -126,11 +128,12 @@ async def test_owner_shares_one_notebook_with_a_viewer_through_the_hub(hub: HubP
     assert sources(owner) == ["# live from alice\ndata = 1"]
     assert (home / shared).read_text() == disk_before
 
-    # The share covers that notebook only: not her other notebooks, nor the shares file.
+    # The share covers that notebook only: not her other notebooks, nor the shares file
+    # (a file the caller may not see answers as a missing one does: 404).
     for path in (private, ".jupyter-collab-shares.json"):
         with pytest.raises(HTTPClientError) as other:
             await open_session(alice_url, path, bob_token)
-        assert other.value.code == 403, path
+        assert other.value.code == 404, path
     # alice herself still owns everything on her server.
     assert (await open_session(alice_url, private, alice_token))["fileId"]
 
@@ -150,6 +153,16 @@ async def test_owner_shares_one_notebook_with_a_viewer_through_the_hub(hub: HubP
     assert await asyncio.to_thread(status, "POST", "kernels", bob_token, {"name": "python3"}) == 403
     assert await asyncio.to_thread(status, "POST", "terminals") == 403
     assert await asyncio.to_thread(status, "PUT", "contents/alice.txt", alice_token, new_file) == 201
+    # Other spellings of her other notebook are refused, not resolved (security review C1).
+    for alias in (
+        "shared/../private.ipynb",
+        "./private.ipynb",
+        "shared/%2E%2E/private.ipynb",
+        "private.ipynb/.",
+    ):
+        assert await asyncio.to_thread(status, "GET", f"contents/{alias}") in (400, 403, 404), alias
+        files = await asyncio.to_thread(hub.server_api, "GET", f"{alice_url}/files/{alias}", bob_token)
+        assert files in (400, 403, 404), alias
 
     # Revoking the share on the Hub locks bob out: his open connection at the next
     # permission re-check (the servers here cache the Hub's answers for 1 s, see
@@ -167,9 +180,7 @@ async def test_owner_shares_one_notebook_with_a_viewer_through_the_hub(hub: HubP
     await owner.close()
 
 
-async def test_edit_share_narrowed_to_a_folder_granted_to_a_hub_group(
-    hub: HubProcess, alice: Owner
-) -> None:
+async def test_edit_share_narrowed_to_a_folder_granted_to_a_hub_group(hub: HubProcess, alice: Owner) -> None:
     await asyncio.to_thread(hub.login, "carol")
     carol = await asyncio.to_thread(hub.user_token, "carol")
     (alice.home / "team").mkdir()
@@ -183,7 +194,7 @@ async def test_edit_share_narrowed_to_a_folder_granted_to_a_hub_group(
     await asyncio.to_thread(hub.api, "POST", "/shares/alice/", alice.token, {"user": "carol"})
     with pytest.raises(HTTPClientError) as plain:
         await open_session(alice.url, plan, carol)
-    assert plain.value.code == 403
+    assert plain.value.code == 404
 
     # Shared with her with the edit scope, she is an editor in the folder alice granted her
     # group, and nowhere else. (The Hub share names her, not her group: JupyterHub 6.1 does
@@ -199,7 +210,7 @@ async def test_edit_share_narrowed_to_a_folder_granted_to_a_hub_group(
     await eventually(lambda: "# carol" in (alice.home / plan).read_text(), timeout=20)
     with pytest.raises(HTTPClientError) as elsewhere:
         await open_session(alice.url, other, carol)
-    assert elsewhere.value.code == 403
+    assert elsewhere.value.code == 404
 
     # Her role lets her write files in that folder, but not run code as alice (HubAuthorizer).
     def status(method: str, api: str, body: object) -> int:
@@ -210,14 +221,66 @@ async def test_edit_share_narrowed_to_a_folder_granted_to_a_hub_group(
     assert await asyncio.to_thread(status, "PUT", "contents/notes.txt", new_file) == 403  # not her folder
     assert await asyncio.to_thread(status, "POST", "kernels", {"name": "python3"}) == 403
 
+    # Writes are decided on every path they touch (review M6): not a rename out of her
+    # folder, a copy from elsewhere into it, nor signing a notebook with alice's key.
+    assert await asyncio.to_thread(status, "PATCH", "contents/team/notes.txt", {"path": "notes.txt"}) == 403
+    assert await asyncio.to_thread(status, "POST", "contents/team", {"copy_from": other}) == 403
+    assert await asyncio.to_thread(status, "POST", f"contents/{plan}/trust", {}) == 403
+    assert await asyncio.to_thread(status, "PUT", "contents/team/../notes.txt", new_file) in (400, 403, 404)
+    assert not (alice.home / "notes.txt").exists()
+
+    # The most specific statement wins (review M5): alice lets everyone she shared with
+    # watch, and keeps carol (an analyst editor in team/) out of team/secret/.
+    (alice.home / "team" / "secret").mkdir()
+    (alice.home / "team" / "secret" / "s.txt").write_text("secret")
+    set_shares(
+        alice,
+        {"*": {"*": "viewer"}, "group:analysts": {"team/": "editor"}, "carol": {"team/secret/": "none"}},
+    )
+    assert await asyncio.to_thread(status, "GET", f"contents/{other}", None) == 200
+    assert await asyncio.to_thread(status, "PUT", f"contents/{other}", new_file) == 403
+    assert await asyncio.to_thread(status, "GET", "contents/team/secret/s.txt", None) == 403
+    assert await asyncio.to_thread(status, "PUT", "contents/team/notes2.txt", new_file) == 201
+
     # A shares file alice broke gives nobody but her any access until she fixes it.
     set_shares(alice, "{not json")
     with pytest.raises(HTTPClientError) as broken:
         await open_session(alice.url, plan, carol)
-    assert broken.value.code == 403
+    assert broken.value.code == 404
     assert (await open_session(alice.url, plan, alice.token))["fileId"]
     for client in (owner, editor):
         await client.close()
+
+
+def test_shares_file_most_specific_statement_wins() -> None:
+    """The owner's shares file, without a Hub: precedence and the folder form of patterns."""
+    policy = HubPolicy()
+    bob = {"name": "bob", "groups": ["staff"]}
+    # A user's own entry carves an exception out of a grant to everyone.
+    grants = {"*": {"*": "viewer"}, "bob": {"secret/*": "none"}}
+    assert policy.path_role(grants, bob, "secret/plan.ipynb") is Role.NONE
+    assert policy.path_role(grants, bob, "secret/deeper/plan.ipynb") is Role.NONE  # `*` crosses folders
+    assert policy.path_role(grants, bob, "public/hw.ipynb") is Role.VIEWER
+    # Groups come before everyone.
+    grants = {"*": {"reports/": "none"}, "group:staff": {"reports/*": "editor"}}
+    assert policy.path_role(grants, bob, "reports/q3.ipynb") is Role.EDITOR
+    # Within an entry: an exact path over globs, then the longest literal start, none on ties.
+    grants = {
+        "bob": {
+            "reports/": "editor",
+            "reports/*": "viewer",
+            "reports/draft.ipynb": "editor",
+            "reports/old/": "none",
+            "reports/old/keep.ipynb": "viewer",
+        }
+    }
+    assert policy.path_role(grants, bob, "reports/q3.ipynb") is Role.VIEWER  # tie: the weaker
+    assert policy.path_role(grants, bob, "reports/draft.ipynb") is Role.EDITOR
+    assert policy.path_role(grants, bob, "reports/old/2019.ipynb") is Role.NONE
+    assert policy.path_role(grants, bob, "reports/old/keep.ipynb") is Role.VIEWER
+    assert policy.path_role(grants, bob, "reports") is Role.EDITOR  # `x/` is the folder too
+    assert policy.path_role(grants, bob, "elsewhere.ipynb") is Role.NONE  # listed: only what matches
+    assert policy.path_role(grants, {"name": "carol"}, "reports/q3.ipynb") is None  # not listed
 
 
 async def test_binder_demo_identity_under_jupyterhub_singleuser(hub: HubProcess) -> None:
