@@ -312,7 +312,7 @@ class RoomLink:
         A malformed entry is reported and skipped; the updates around it still apply."""
         updates: list[bytes] = []
         missing: list[bytes] = []  # what the others asked for: answered once per batch
-        gap = False
+        gap = announced = False
         for entry_id, fields in entries:
             self.last_id = entry_id.decode()
             self.budget.note(entry_size(fields))
@@ -329,10 +329,12 @@ class RoomLink:
                 gap = True
                 continue
             if whole is not None:
-                self._take(whole, updates, missing)
+                announced = self._take(whole, updates, missing) or announced
         if updates:
             self.state_dirty = True
             self._apply(updates)
+        if announced:  # once per batch, however many announcements came
+            self.room.disk_announced()
         if missing:
             self.send(self.publish_update(merge_updates(*missing) if len(missing) > 1 else missing[0]))
         if gap:
@@ -352,7 +354,8 @@ class RoomLink:
             del self._seen[next(iter(self._seen))]
         return previous is not None and entry.sequence > previous + 1
 
-    def _take(self, entry: Entry, updates: list[bytes], missing: list[bytes]) -> None:
+    def _take(self, entry: Entry, updates: list[bytes], missing: list[bytes]) -> bool:
+        """Collect an update or answer a request; True: the holder announced a write."""
         if entry.kind in (UPDATE, FULL):
             updates.append(entry.payload)
         elif entry.kind == REQUEST:
@@ -360,12 +363,13 @@ class RoomLink:
                 lacking = self.room.document.ydoc.get_update(entry.payload)
             except ValueError as exc:
                 self._skipped(Malformed(f"a state vector that does not decode ({exc})"))
-                return
+                return False
             if lacking != EMPTY_UPDATE:
                 missing.append(lacking)
         elif entry.kind == WRITTEN:
             self._written.append(entry.payload.decode())
-            self.room.disk_announced()
+            return True
+        return False
 
     def _apply(self, updates: list[bytes]) -> None:
         """Apply the batch as one update, leaving out any that does not decode."""
