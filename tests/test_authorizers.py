@@ -445,9 +445,13 @@ async def test_locked_cells_hold_on_the_contents_api(classroom: ServerProcess) -
     assert (await call(classroom, "bob", "DELETE", f"/api/contents/{path}")).code == 403
     assert (root / path).read_bytes() == before
 
-    # Control: his change to the free cell is saved.
+    # Controls: his change to the free cell is saved, and a checkpoint that leaves the
+    # locked cell as it is may be restored by him.
+    assert (await call(classroom, "alice", "POST", f"/api/contents/{path}/checkpoints")).code == 201
     free = await call(classroom, "bob", "PUT", f"/api/contents/{path}", model(edited("B", "free = 3")))
     assert free.code == 200 and "free = 3" in (root / path).read_text()
+    restore = await call(classroom, "bob", "POST", f"/api/contents/{path}/checkpoints/checkpoint")
+    assert restore.code == 204 and "free = 3" not in (root / path).read_text()
 
 
 def test_startup_warns_when_the_policy_and_the_authorizer_disagree() -> None:
