@@ -1,7 +1,11 @@
 /**
  * Who is on which document: our side of JupyterLab's awareness-only room
- * `JupyterLab:globalAwareness` (each client publishes `documents`, the paths it has
- * open, and `current`, the one in front), and a side panel listing it.
+ * `JupyterLab:globalAwareness`, and a side panel listing it.
+ *
+ * Everyone in that room sees what we publish there, whatever their access to our files,
+ * so we publish only what the panel shows: `documents`, the paths of the shared documents
+ * this tab has joined (the server let us in; not those it refused or stopped serving us),
+ * and `current`, the one of them in front (else null). The server stamps `user`.
  */
 import * as Y from 'yjs';
 import { Awareness } from 'y-protocols/awareness';
@@ -9,6 +13,7 @@ import { ServerConnection, User } from '@jupyterlab/services';
 import { Widget } from '@lumino/widgets';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { avatar, label, peers } from './awareness';
+import type { IOpenDocument } from './provider';
 import { RoomConnection } from './room';
 import { renderStatus } from './status';
 
@@ -29,7 +34,9 @@ export class GlobalPresence {
     this.room = new RoomConnection({ roomId: GLOBAL_ROOM, doc: this.doc, awareness: this.awareness, serverSettings });
   }
 
+  /** Publish `paths` and which of them is in front (`current`, if it is one of them). */
   setDocuments(paths: string[], current: string | null): void {
+    current = current !== null && paths.includes(current) ? current : null;
     const state = this.awareness.getLocalState() ?? {};
     if (JSON.stringify(state.documents) !== JSON.stringify(paths)) {
       this.awareness.setLocalStateField('documents', paths);
@@ -42,6 +49,12 @@ export class GlobalPresence {
   readonly doc: Y.Doc;
   readonly awareness: Awareness;
   readonly room: RoomConnection;
+}
+
+/** The paths to publish: shared documents we have joined and still may see, once each. */
+export function joinedPaths(documents: IOpenDocument[]): string[] {
+  const joined = documents.filter(open => open.room.synced && open.room.status.status !== 'failed');
+  return [...new Set(joined.map(open => open.path))];
 }
 
 /** The left-sidebar panel: one row per person, with the documents they have open. */
@@ -84,12 +97,11 @@ export class CollaboratorsPanel extends Widget {
         name.title = peer.user.name ?? '';
         const docs = document.createElement('ul');
         docs.className = 'jp-collab-personDocs';
-        const state = this.presence.awareness.getStates().get(peer.clientID) ?? {};
-        for (const path of (state.documents ?? []) as string[]) {
+        for (const path of peer.documents ?? []) {
           const doc = document.createElement('li');
           doc.textContent = path;
           doc.title = `Open ${path}`;
-          doc.classList.toggle('jp-mod-current', state.current === path);
+          doc.classList.toggle('jp-mod-current', peer.current === path);
           doc.onclick = () => this.open(path);
           docs.appendChild(doc);
         }

@@ -12,18 +12,15 @@ import { EditorView, LayerMarker, RectangleMarker, ViewPlugin, ViewUpdate, layer
 import { JSONExt } from '@lumino/coreutils';
 import * as Y from 'yjs';
 import type { Awareness } from 'y-protocols/awareness';
+import { IIdentity, identityOf, isClientId, isRecord, label } from './awareness';
 
 /** After this long without moving or typing, a remote label dims. */
 export const IDLE_MS = 6000;
 
 const redraw = Annotation.define<boolean>();
 
-interface IRemoteCursor {
-  anchor: any;
-  head: any;
-  primary?: boolean;
-  empty?: boolean;
-}
+/** Most cursors (selection ranges) we draw for one peer. */
+const MAX_CURSORS = 16;
 
 /** When each remote client last moved or typed, per awareness. */
 const lastActive = new WeakMap<Awareness, Map<number, number>>();
@@ -99,30 +96,74 @@ class SelectionMarker implements LayerMarker {
   }
 }
 
+/** A Yjs id in JSON (`{client, clock}`); `null`/absent too when `optional`. */
+function isYId(value: unknown, optional: boolean): boolean {
+  if (value === null || value === undefined) {
+    return optional;
+  }
+  return isRecord(value) && isClientId(value.client) && isClientId(value.clock);
+}
+
+/**
+ * A relative position from its JSON form, if well-formed: `item` and `type` are Yjs ids,
+ * `tname` names a root type (a text file's text is one). A `tname` our document does not
+ * have is refused, as resolving it would create that root type here.
+ */
+function relativePosition(value: unknown, ydoc: Y.Doc): Y.RelativePosition | null {
+  if (!isRecord(value) || !isYId(value.item, true) || !isYId(value.type, true)) {
+    return null;
+  }
+  const { item, type, tname, assoc } = value;
+  const root = typeof tname === 'string' && ydoc.share.has(tname);
+  if ((tname != null && !root) || (item == null && type == null && !root)) {
+    return null;
+  }
+  return assoc == null || Number.isSafeInteger(assoc) ? Y.createRelativePositionFromJSON(value) : null;
+}
+
+/** One published cursor resolved in `ytext`, or null (malformed, elsewhere, or gone). */
+function resolveCursor(cursor: unknown, ytext: Y.Text, ydoc: Y.Doc): { anchor: number; head: number } | null {
+  if (!isRecord(cursor)) {
+    return null;
+  }
+  const anchor = relativePosition(cursor.anchor, ydoc);
+  const head = relativePosition(cursor.head, ydoc);
+  if (!anchor || !head) {
+    return null;
+  }
+  try {
+    const from = Y.createAbsolutePositionFromRelativePosition(anchor, ydoc);
+    const to = Y.createAbsolutePositionFromRelativePosition(head, ydoc);
+    return from?.type === ytext && to?.type === ytext ? { anchor: from.index, head: to.index } : null;
+  } catch {
+    return null; // a position Yjs cannot resolve: skip it, draw everyone else's
+  }
+}
+
+interface IRemoteRange {
+  clientID: number;
+  user: IIdentity;
+  anchor: number;
+  head: number;
+}
+
 /** Every remote cursor in this editor's text, resolved to positions. */
-function remoteRanges(
-  awareness: Awareness,
-  ytext: Y.Text
-): { clientID: number; user: any; anchor: number; head: number; primary: boolean }[] {
+function remoteRanges(awareness: Awareness, ytext: Y.Text): IRemoteRange[] {
   const ydoc = ytext.doc;
-  const out: { clientID: number; user: any; anchor: number; head: number; primary: boolean }[] = [];
+  const out: IRemoteRange[] = [];
   if (!ydoc) {
     return out;
   }
   awareness.getStates().forEach((state, clientID) => {
-    if (clientID === awareness.clientID) {
+    if (clientID === awareness.clientID || !Array.isArray(state?.cursors)) {
       return;
     }
-    for (const cursor of (state.cursors ?? []) as IRemoteCursor[]) {
-      if (!cursor?.anchor || !cursor?.head) {
-        continue;
+    const user = identityOf(state.user);
+    for (const cursor of state.cursors.slice(0, MAX_CURSORS)) {
+      const range = resolveCursor(cursor, ytext, ydoc);
+      if (range) {
+        out.push({ clientID, user, ...range });
       }
-      const anchor = Y.createAbsolutePositionFromRelativePosition(cursor.anchor, ydoc);
-      const head = Y.createAbsolutePositionFromRelativePosition(cursor.head, ydoc);
-      if (anchor?.type !== ytext || head?.type !== ytext) {
-        continue;
-      }
-      out.push({ clientID, user: state.user, anchor: anchor.index, head: head.index, primary: cursor.primary ?? true });
     }
   });
   return out;
@@ -141,8 +182,8 @@ export function remoteCursors(awareness: Awareness, ytext: Y.Text): Extension {
       const length = view.state.doc.length;
       for (const r of remoteRanges(awareness, ytext)) {
         const pos = Math.min(r.head, length);
-        const color = r.user?.color ?? '#888';
-        const name = r.user?.display_name || r.user?.name || 'Anonymous';
+        const color = r.user.color ?? '#888';
+        const name = label(r.user);
         const idle = now - (seen.get(r.clientID) ?? now) > IDLE_MS;
         for (const rect of RectangleMarker.forRange(view, 'jp-collab-caretRect', EditorSelection.cursor(pos))) {
           // A label above the first line would be clipped by the editor: put it beside.
@@ -168,7 +209,7 @@ export function remoteCursors(awareness: Awareness, ytext: Y.Text): Extension {
         }
         const range = EditorSelection.range(Math.min(r.anchor, length), Math.min(r.head, length));
         for (const rect of RectangleMarker.forRange(view, 'jp-collab-selection', range)) {
-          markers.push(new SelectionMarker(rect, r.user?.color ?? '#888'));
+          markers.push(new SelectionMarker(rect, r.user.color ?? '#888'));
         }
       }
       return markers;

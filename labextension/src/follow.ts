@@ -7,7 +7,7 @@
 import type { NotebookPanel } from '@jupyterlab/notebook';
 import { Notification } from '@jupyterlab/apputils';
 import type { Awareness } from 'y-protocols/awareness';
-import { IPeer, label } from './awareness';
+import { IPeer, label, peerOf } from './awareness';
 
 export class FollowController {
   constructor(
@@ -91,13 +91,13 @@ export class FollowController {
     if (this._following === null) {
       return;
     }
-    const state = this.awareness.getStates().get(this._following);
-    if (!state) {
+    const peer = peerOf(this._following, this.awareness.getStates().get(this._following));
+    if (!peer) {
       Notification.info('The person you followed left.', { autoClose: 3000 });
       this.follow(null);
       return;
     }
-    this._goTo({ clientID: this._following, ...(state as any) });
+    this._goTo(peer);
   };
 
   private _goTo(peer: IPeer): void {

@@ -12,7 +12,7 @@ import { Contents } from '@jupyterlab/services';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { Widget } from '@lumino/widgets';
-import { CollaboratorsPanel, GlobalPresence } from './collaborators';
+import { CollaboratorsPanel, GlobalPresence, joinedPaths } from './collaborators';
 import { remoteCursors } from './cursors';
 import { DocumentCollab } from './document';
 import { CollabContentProvider, IOpenDocument, PROVIDER_ID } from './provider';
@@ -20,6 +20,7 @@ import { guardCommands } from './readonly';
 import { RoomConnection } from './room';
 import { applySettings } from './settings';
 import { renderStatus } from './status';
+import { untrustSharedOutputs } from './trust';
 
 const PLUGIN_ID = 'jupyter-collab:plugin';
 
@@ -63,6 +64,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
       console.warn('jupyter-collab: front end disabled, found', others);
       return;
     }
+
+    // Outputs that others write into a cell never render trusted here (see trust.ts).
+    untrustSharedOutputs();
 
     const contents = app.serviceManager.contents;
     const drive = (contents as unknown as { defaultDrive?: Contents.IDrive }).defaultDrive;
@@ -151,8 +155,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     // Who is on which document.
     const global = new GlobalPresence(drive.serverSettings, app.serviceManager.user);
-    const publish = () => global.setDocuments(provider.documents.map(d => d.path), current()?.path ?? null);
+    const publish = () => global.setDocuments(joinedPaths(provider.documents), current()?.path ?? null);
     provider.documentsChanged.connect(publish);
+    provider.documentOpened.connect((_, open) => open.room.statusChanged.connect(publish));
     labShell?.currentChanged.connect(publish);
     const panel = new CollaboratorsPanel(global, path => void app.commands.execute('docmanager:open', { path }));
     app.shell.add(panel, 'left', { rank: 320 });
