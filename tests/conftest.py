@@ -64,3 +64,30 @@ async def join(
 ) -> RoomClient:
     session = await open_session(server.url, path, token, file_format=file_format, file_type=file_type)
     return await RoomClient(room_url(server.url, session, token), user=user).connect()
+
+
+@pytest.fixture
+def team(tmp_path: Path) -> Iterator[Any]:
+    """A server whose users alice, bob, carol, dave have roles from a file (tests/team.py)."""
+    from .team import team_server  # the team module uses this module's helpers
+
+    team = team_server(tmp_path)
+    yield team
+    team.server.stop()
+
+
+@pytest.fixture
+def make_team(tmp_path: Path) -> Iterator[Any]:
+    """Factory for team servers with custom CollabApp config or policy lines."""
+    from .team import team_server
+
+    teams: list[Any] = []
+
+    def make(config: dict[str, Any] | None = None, policy: list[str] | None = None) -> Any:
+        team = team_server(tmp_path / f"team{len(teams)}", config, policy)
+        teams.append(team)
+        return team
+
+    yield make
+    for team in teams:
+        team.server.stop()

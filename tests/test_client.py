@@ -28,7 +28,7 @@ from jupyter_collab.client import (
 from .conftest import join, write_notebook
 from .helpers import append_text, cell_ids, disk_sources, eventually, recheck_permissions, sources
 from .server import TOKEN, ServerProcess
-from .test_permissions import ROLES, Team, locked_notebook, team_server
+from .team import ROLES, Team, locked_notebook, team_server
 
 FAST = {"min_backoff": 0.05, "max_backoff": 0.3, "timeout": 15.0}
 

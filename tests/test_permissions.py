@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from pathlib import Path
-from typing import Any
 
 import pytest
 from pycrdt import Doc, Map
@@ -27,86 +25,9 @@ from jupyter_collab.protocol import (
     sync_frame,
 )
 
-from .conftest import join, write_notebook
+from .conftest import write_notebook
 from .helpers import cell_ids, disk_sources, eventually, recheck_permissions, sources
-from .server import ServerProcess
-
-ROLES = {"alice": "owner", "bob": "editor", "carol": "viewer"}
-
-
-class Team:
-    def __init__(self, server: ServerProcess) -> None:
-        self.server = server
-        self.roles_file = server.base / "roles.json"
-        self.events_file = server.base / "events.log"
-
-    def set_roles(self, roles: dict[str, Any]) -> None:
-        self.roles_file.write_text(json.dumps(roles))
-
-    async def join(self, who: str, path: str) -> RoomClient:
-        return await join(self.server, path, token=f"{who}-token")
-
-    def events(self) -> list[dict[str, Any]]:
-        if not self.events_file.exists():
-            return []
-        return [json.loads(line) for line in self.events_file.read_text().splitlines() if line.strip()]
-
-
-def team_server(base: Path, config: dict[str, Any] | None = None, policy: list[str] | None = None) -> Team:
-    (base / "roles.json").parent.mkdir(parents=True, exist_ok=True)
-    (base / "roles.json").write_text(json.dumps(ROLES))
-    policy = policy or [
-        'c.CollabApp.permission_policy_class = "tests.identity.RolesFilePolicy"',
-        f"c.RolesFilePolicy.roles_file = {str(base / 'roles.json')!r}",
-    ]
-    extra = "\n".join(
-        [
-            'c.ServerApp.identity_provider_class = "tests.identity.TokenPerUser"',
-            'c.IdentityProvider.token = "unused-admin-token"',
-            *policy,
-            "import logging",
-            f"c.EventLogger.handlers = [logging.FileHandler({str(base / 'events.log')!r})]",
-        ]
-    )
-    server = ServerProcess(base, config=config, extra_config=extra).start()
-    return Team(server)
-
-
-@pytest.fixture
-def team(tmp_path):
-    team = team_server(tmp_path)
-    yield team
-    team.server.stop()
-
-
-@pytest.fixture
-def make_team(tmp_path):
-    teams: list[Team] = []
-
-    def make(config: dict[str, Any] | None = None, policy: list[str] | None = None) -> Team:
-        team = team_server(tmp_path / f"team{len(teams)}", config, policy)
-        teams.append(team)
-        return team
-
-    yield make
-    for team in teams:
-        team.server.stop()
-
-
-def crafted_update(client: RoomClient, change) -> bytes:
-    """An update made on a private copy of the client's document (never sent by it)."""
-    copy = Doc()
-    copy.apply_update(client.doc.get_update())
-    before = copy.get_state()
-    change(copy)
-    return copy.get_update(before)
-
-
-def notebook_of(doc: Doc):
-    from jupyter_ydoc import YNotebook
-
-    return YNotebook(doc)
-
+from .team import ROLES, crafted_update, locked_notebook, notebook_of
 
 # -- viewers ---------------------------------------------------------------------------------
 
@@ -243,15 +164,6 @@ async def test_rules_policy_from_config(make_team):
 
 
 # -- locked cells ----------------------------------------------------------------------------
-
-
-def locked_notebook(root: Path) -> str:
-    path = write_notebook(root, sources=["free", "frozen", "undeletable"])
-    nb = json.loads((root / path).read_text())
-    nb["cells"][1]["metadata"]["editable"] = False
-    nb["cells"][2]["metadata"]["deletable"] = False
-    (root / path).write_text(json.dumps(nb))
-    return path
 
 
 async def test_editor_update_touching_a_locked_cell_is_refused_whole(team):

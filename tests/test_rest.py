@@ -17,7 +17,6 @@ from jupyter_collab.handlers.rest import OPENAPI_PATH
 from .conftest import join, write_notebook
 from .helpers import disk_sources, eventually, sources
 from .server import TOKEN, ServerProcess
-from .test_permissions import team  # noqa: F401 - the multi-user server fixture
 
 
 async def call(

@@ -134,18 +134,19 @@ class Gate:
         """Why `user` may not write the notebook `incoming` over the existing notebook at
         `path` through the contents API (None: they may). For our authorizers, which see
         the request body: the same lock rule as in rooms, judged by a dry run of the merge
-        that the write would cause in the live room. `incoming` None (e.g. a checkpoint
-        restore, whose content the caller does not have) is allowed to owners only."""
+        that the write would cause in the live room. `incoming` None (a delete) is judged
+        as a notebook whose every cell is gone."""
         path = self.canonical(path)
         access = await self.policy.access(user, path, handler)
         if access.role.can_lock:
             return None
         if not access.role.can_edit:
             return f"{access.role.value}s cannot change {path}"
-        if incoming is None:
-            return f"only owners may replace {path} wholesale"
-        if not isinstance(incoming, dict) or not isinstance(incoming.get("cells"), list):
+        if incoming is not None and (
+            not isinstance(incoming, dict) or not isinstance(incoming.get("cells"), list)
+        ):
             return None  # not a notebook: the contents manager refuses it itself
+        incoming = incoming or {"cells": []}
         trusted = [
             cell.get("id")
             for cell in incoming["cells"]
@@ -161,4 +162,6 @@ class Gate:
             room = await self.rooms.get(RoomKey("json", "notebook", file_id).room_id)
         except FileUnavailable:
             return None  # not readable as a notebook: nothing to protect in it
-        return room.dry_run_merge(access, incoming)
+        if not isinstance(room.base, dict):
+            return None
+        return room.dry_run_merge(access, {**room.base, **incoming})

@@ -179,8 +179,7 @@ class LockGuard:
         self._reset()
         state = self.shadow_doc.get_state()
         try:
-            with self.shadow_doc.transaction():
-                result = change(self.shadow)
+            result = change(self.shadow)  # in transactions of its own (merges name their origin)
         except BaseException:
             self._rebuild()
             raise
