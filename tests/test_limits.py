@@ -25,6 +25,7 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from jupyter_collab.client import open_session
 from jupyter_collab.demo import DemoPolicy
+from jupyter_collab.handlers.room import SendBuffer
 from jupyter_collab.protocol import (
     AwarenessEntry,
     AwarenessMessage,
@@ -404,31 +405,46 @@ async def test_a_person_cannot_pose_as_a_program_the_server_shows(server):
 # -- the send buffer ---------------------------------------------------------------------------
 
 
-async def one_broadcast(server: ServerProcess, path: str, update_bytes: int) -> Peer:
-    """A reader, sent one broadcast of a document update of `update_bytes` and a 50 kB
-    awareness state (two frames, one right after the other)."""
+async def test_send_buffer_counts_what_waits_and_the_frame_to_come():
+    """The rule itself (the server's closing of a client that stops reading is in
+    test_persistence.py): a frame is refused when it would take what waits over the limit."""
+    buffer = SendBuffer(100)
+    written = asyncio.get_running_loop().create_future()
+    written.set_result(None)  # the kernel took it at once: nothing waits in the process
+    buffer.track(written, 500)
+    assert buffer.queued == 0 and buffer.fits(500)  # a frame alone may exceed the limit
+    waiting = asyncio.get_running_loop().create_future()
+    buffer.track(waiting, 60)
+    assert buffer.fits(40) and not buffer.fits(41)  # just under, just over (with the frame)
+    waiting.set_result(None)
+    await asyncio.sleep(0)
+    assert buffer.queued == 0
+
+
+async def test_a_client_that_reads_gets_frames_larger_than_the_buffer(server_with_buffer):
+    """Presence larger than the send buffer (100 kB) reaches a joining client that reads,
+    and so does a broadcast of two frames that together exceed it: what the kernel takes
+    at once never waits in the server."""
+    server = server_with_buffer
+    path = write_notebook(server.root, sources=[""])
+    room = await document_room(server, path)
+    big = await Peer.open(server, room, "alice")
+    await big.announce((61, padded(60_000, "x")), (62, padded(60_000, "x")))
+    reader = await Peer.open(server, room, "bob")
+    await eventually(lambda: {61, 62} <= reader.states.keys())  # a 120 kB join snapshot
     writer = await join(server, path, token="alice-token")
-    reader = await Peer.open(server, await document_room(server, path), "bob")
-    await writer.send_raw(awareness_frame(encode_awareness([AwarenessEntry(7, 1, "{}")])))
+    await big.announce((61, {}))
     await asyncio.sleep(0.05)  # that change opened a broadcast window (0.5 s)
-    append_text(writer, 0, "y" * update_bytes)
-    await writer.send_raw(awareness_frame(encode_awareness([AwarenessEntry(7, 2, padded(50_000, "x"))])))
-    await eventually(lambda: reader.closed.is_set() or reader.states.get(7, {}).get("pad"))
+    append_text(writer, 0, "y" * 60_000)
+    await big.announce((61, padded(50_000, "x")))  # both go out at the window's end
+    await eventually(
+        lambda: len(reader.states[61].get("pad", "")) > 40_000
+        and any(m.kind == SyncType.UPDATE and len(m.payload) > 60_000 for m in reader.sync)
+    )
+    assert await still_open(reader) and await still_open(big)
+    for peer in (big, reader):
+        peer.close()
     await writer.close()
-    return reader
-
-
-async def test_send_buffer_counts_the_frame_being_queued(server_with_buffer):
-    """Two frames of one broadcast to a client that reads normally: under the buffer
-    (100 kB) together, they go; over it, the client is told to resync (1013), although the
-    buffer was below the limit when the second frame was queued."""
-    path = write_notebook(server_with_buffer.root, sources=[""])
-    under = await one_broadcast(server_with_buffer, path, 30_000)
-    assert under.states[7]["pad"] and await still_open(under)
-    under.close()
-    over = await one_broadcast(server_with_buffer, path, 60_000)
-    code, _ = await over.wait_closed()
-    assert code == 1013
 
 
 @pytest.fixture

@@ -98,6 +98,39 @@ class RateLimit:
         return True
 
 
+class SendBuffer:
+    """What waits in this process to be sent to one client, bounded by `limit` bytes.
+
+    Only frames the socket did not take at once count: most writes go straight into the
+    kernel's socket buffer (Tornado then resolves their future at once), and those cost
+    this process nothing; a client that stops reading fills the kernel's buffers first,
+    then this one. A frame is refused when it would take the buffer over the limit (not
+    once the buffer is already over it), except a frame alone: a document's state larger
+    than the whole limit still reaches a client that reads.
+    """
+
+    __slots__ = ("limit", "queued")  # one per connection held open
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.queued = 0
+
+    def fits(self, size: int) -> bool:
+        return not self.queued or self.queued + size <= self.limit
+
+    def track(self, future: Future, size: int) -> None:
+        """Count a frame of `size` bytes until its write completes."""
+        if future.done():
+            return
+        self.queued += size
+        future.add_done_callback(lambda done: self._sent(done, size))
+
+    def _sent(self, done: Future, size: int) -> None:
+        self.queued -= size
+        if not done.cancelled():
+            done.exception()  # a write to a closed stream is expected, not an error
+
+
 class RoomHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
     auth_resource = "contents"
 
@@ -139,9 +172,9 @@ class RoomHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         self.set_nodelay(True)  # no Nagle: cursor moves must not wait 40 ms for an ACK
         user = self.current_user
         self.label = f"{getattr(user, 'username', '?')}@{self.request.remote_ip}"
-        self._queued_bytes = 0
-        self._notified: set[str] = set()
         collab = self.collab
+        self._buffer = SendBuffer(collab.max_send_buffer_bytes)
+        self._notified: set[str] = set()
         self._doc_rate = RateLimit(collab.max_document_messages_per_second, collab.message_burst)
         self._awareness_rate = RateLimit(collab.max_awareness_messages_per_second, collab.message_burst)
         sync_requests = collab.max_sync_requests_per_minute
@@ -236,10 +269,7 @@ class RoomHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         if self.ws_connection is None or self.ws_connection.is_closing():
             return
         size = len(frame)
-        queued = self._queued_bytes
-        # A frame larger than the whole buffer (a big document's state) still goes out
-        # alone; anything else waits only within the bound.
-        if queued and queued + size > self.collab.max_send_buffer_bytes:
+        if not self._buffer.fits(size):
             self.log.warning(
                 "jupyter_collab: %s is not reading fast enough; closing it to resync", self.label
             )
@@ -256,13 +286,7 @@ class RoomHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
                 future = self.write_message(frame, binary=True)
         except (WebSocketClosedError, StreamClosedError):
             return
-        self._queued_bytes += size
-        future.add_done_callback(lambda done: self._sent(done, size))
-
-    def _sent(self, done: Future, size: int) -> None:
-        self._queued_bytes -= size
-        if not done.cancelled():
-            done.exception()  # a write to a closed stream is expected, not an error
+        self._buffer.track(future, size)
 
     def notify(self, body: dict[str, Any]) -> None:
         """Custom-channel JSON message; each distinct one is sent once per connection."""
