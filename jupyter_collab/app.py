@@ -104,8 +104,10 @@ class CollabApp(ExtensionApp):
     max_send_buffer_bytes = Int(
         8 * 1024 * 1024,
         config=True,
-        help="Bytes that may wait to be sent to one client; a client that falls further "
-        "behind is closed with code 1013 and resyncs when it reconnects.",
+        help="Bytes that may wait in the server to be sent to one client (beyond what its "
+        "socket took at once); a frame that would take it over closes the client with code "
+        "1013, and the client resyncs when it reconnects. One frame larger than this (a big "
+        "document's state) still goes out when nothing else waits.",
     )
 
     permission_policy_class = Type(
