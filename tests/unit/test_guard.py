@@ -69,6 +69,23 @@ def test_free_cell_edit_is_allowed():
     assert LockGuard(live).check(update, EDITOR).refusal is None
 
 
+def test_a_clients_later_edits_are_allowed():
+    """Updates after a client's first start at a clock above 0 (and delete what it typed)."""
+    live = notebook()
+    guard = LockGuard(live)
+    client = replica(live)
+    for step in range(3):
+        state = client.ydoc.get_state()
+        ytext = by_id(client, "B")["source"]
+        ytext.insert(0, f"{step}abc")
+        if step:
+            del ytext[0:2]
+        update = client.ydoc.get_update(state)
+        assert guard.check(update, EDITOR).refusal is None
+        live.ydoc.apply_update(update)
+    assert str(by_id(live, "B")["source"]) == str(by_id(client, "B")["source"])
+
+
 @pytest.mark.parametrize("cell_id", ["A", "P"])
 def test_locked_cell_edit_is_refused(cell_id):
     live = notebook()
