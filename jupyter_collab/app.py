@@ -14,6 +14,7 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Float, Instance, Int, TraitError, Type, Unicode, default, validate
 
 from .audit import AuditTrail
+from .authorizers import warn_if_policy_unenforced
 from .backplane import make_backplane
 from .documents import RoomKey
 from .handlers.permissions import RecheckHandler
@@ -200,6 +201,13 @@ class CollabApp(ExtensionApp):
         "balancer share live rooms through Redis (they must share the root directory and "
         "the file-id database). See 'Scale-out with Redis' in the README.",
     )
+    backplane_stream_max_bytes = Int(
+        16 * 1024 * 1024,
+        config=True,
+        help="With backplane_url: bytes of recent changes kept per room in Redis, besides about "
+        "2,000 entries (the catch-up window of a process that falls behind); past it the oldest "
+        "are trimmed, never those read less than 5 s ago. At least 1 MiB, the largest entry.",
+    )
 
     api_presence_seconds = Float(
         3.0,
@@ -234,7 +242,9 @@ class CollabApp(ExtensionApp):
         # With a history store, a restarted server still knows its clients' histories,
         # so its session id survives restarts; otherwise it is new per process.
         self.session_id = self.store.store_id if self.store else uuid.uuid4().hex
-        self.backplane = make_backplane(self.backplane_url, self.log)
+        self.backplane = make_backplane(
+            self.backplane_url, self.log, stream_max_bytes=self.backplane_stream_max_bytes
+        )
         self.rooms = RoomManager(
             make_file=self._make_file,
             store=self.store,
@@ -258,6 +268,7 @@ class CollabApp(ExtensionApp):
             self.max_recheck_requests_per_minute / 60, self.max_recheck_requests_per_minute
         )
         self.permission_policy = self.permission_policy_class(parent=self, log=self.log)
+        warn_if_policy_unenforced(self.serverapp, self.permission_policy, self.log)
         self.settings["jupyter_collab"] = self
         self._recheck_task: asyncio.Task | None = None
         self._gate: Gate | None = None

@@ -333,7 +333,10 @@ async def test_periodic_recheck_takes_effect_within_the_interval(make_team):
 
 
 async def test_document_message_rate_limit(make_team):
-    team = make_team({"max_document_messages_per_second": 20.0, "message_burst": 30.0})
+    # Sync requests have a stricter limit of their own (tests/test_limits.py): off here.
+    team = make_team(
+        {"max_document_messages_per_second": 20.0, "message_burst": 30.0, "max_sync_requests_per_minute": 0}
+    )
     path = write_notebook(team.server.root, sources=[""])
     alice = await team.join("alice", path)
     # Just under: 25 messages at once (within the burst) are fine.
