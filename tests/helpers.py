@@ -6,9 +6,37 @@ import asyncio
 import json
 from typing import Any
 
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest, HTTPResponse
+from tornado.websocket import WebSocketClientConnection, websocket_connect
+
 from jupyter_collab.client import RoomClient
+from jupyter_collab.protocol import (
+    AwarenessEntry,
+    AwarenessMessage,
+    MessageType,
+    SyncMessage,
+    awareness_frame,
+    decode_awareness,
+    decode_message,
+    decode_server_notice,
+    encode_awareness,
+)
 
 from .conftest import read_notebook
+
+
+def code_cell(
+    cell_id: str, source: str, metadata: dict[str, Any], outputs: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """An nbformat code cell with this id (a notebook's content, for YNotebook.set)."""
+    return {
+        "id": cell_id,
+        "cell_type": "code",
+        "source": source,
+        "metadata": metadata,
+        "outputs": outputs or [],
+        "execution_count": 1 if outputs else None,
+    }
 
 
 async def eventually(check, timeout: float = 10.0, interval: float = 0.05):
@@ -52,16 +80,99 @@ def log_lines(server: Any, *needles: str) -> list[str]:
     return [line for line in server.log().splitlines() if all(n in line.lower() for n in wanted)]
 
 
+async def http(
+    server: Any,
+    method: str,
+    url: str,
+    body: Any = None,
+    *,
+    token: str,
+    headers: dict[str, str] | None = None,
+) -> HTTPResponse:
+    """One request to the server (`url` from its root) as the user of `token`; errors are
+    answers (`raise_error=False`). `body`: JSON to send, or str/bytes sent as they are."""
+    raw = body if isinstance(body, str | bytes) or body is None else json.dumps(body)
+    if raw is None and method in ("POST", "PATCH", "PUT"):
+        raw = ""
+    return await AsyncHTTPClient().fetch(
+        HTTPRequest(
+            f"{server.url}{url}",
+            method=method,
+            body=raw,
+            headers={"Authorization": f"token {token}", **(headers or {})},
+            allow_nonstandard_methods=True,
+        ),
+        raise_error=False,
+    )
+
+
 async def recheck_permissions(server: Any, token: str) -> dict[str, int]:
     """Ask the server to re-check every open connection's access now (as an admin would)."""
-    from tornado.httpclient import AsyncHTTPClient, HTTPRequest
-
-    response = await AsyncHTTPClient().fetch(
-        HTTPRequest(
-            f"{server.url}/api/collaboration/permissions/recheck",
-            method="POST",
-            body="{}",
-            headers={"Authorization": f"token {token}"},
-        )
-    )
+    response = await http(server, "POST", "/api/collaboration/permissions/recheck", "{}", token=token)
+    response.rethrow()
     return json.loads(response.body)
+
+
+class RawPeer:
+    """A raw room socket: sends crafted frames, records what the server sends and how it
+    closes (RoomClient would speak the protocol correctly)."""
+
+    def __init__(self, ws: WebSocketClientConnection) -> None:
+        self.ws = ws
+        self.states: dict[int, dict[str, Any]] = {}
+        self.history: list[tuple[int, dict[str, Any] | None]] = []  # every state received
+        self.sync: list[SyncMessage] = []
+        self.closed = asyncio.Event()
+        self.close_code: int | None = None
+        self.close_reason: str | None = None
+        self.clock = 0
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    @classmethod
+    async def open(cls, server: Any, room_id: str, token: str) -> RawPeer:
+        ws_url = server.url.replace("http://", "ws://", 1)
+        return cls(await websocket_connect(f"{ws_url}/api/collaboration/room/{room_id}?token={token}"))
+
+    async def _read(self) -> None:
+        while True:
+            frame = await self.ws.read_message()
+            if frame is None:
+                self.close_code, self.close_reason = self.ws.close_code, self.ws.close_reason
+                self.closed.set()
+                return
+            assert isinstance(frame, bytes)
+            if frame[0] == MessageType.CUSTOM:
+                assert decode_server_notice(frame) is not None
+                continue
+            message = decode_message(frame)
+            if isinstance(message, SyncMessage):
+                self.sync.append(message)
+                continue
+            assert isinstance(message, AwarenessMessage)
+            for entry in decode_awareness(message.payload):
+                state = json.loads(entry.state_json) if entry.state_json not in ("", "null") else None
+                self.history.append((entry.client_id, state))
+                if state is None:
+                    self.states.pop(entry.client_id, None)
+                else:
+                    self.states[entry.client_id] = state
+
+    async def send(self, frame: bytes) -> None:
+        await self.ws.write_message(frame, binary=True)
+
+    async def announce(self, *states: tuple[int, dict[str, Any] | str | None]) -> None:
+        """One awareness message with a state (a dict, raw JSON text, or None) per client id."""
+        self.clock += 1
+        entries = [
+            AwarenessEntry(cid, self.clock, state if isinstance(state, str) else json.dumps(state))
+            for cid, state in states
+        ]
+        await self.send(awareness_frame(encode_awareness(entries)))
+
+    async def wait_closed(self, timeout: float = 10.0) -> tuple[int | None, str | None]:
+        await asyncio.wait_for(self.closed.wait(), timeout)
+        return self.close_code, self.close_reason
+
+    def close(self) -> None:
+        self._reader.cancel()
+        self.ws.close()

@@ -9,24 +9,16 @@ from typing import Any
 
 from jupyter_nbmodel_client import NbModelClient, get_jupyter_notebook_websocket_url
 from pycrdt import Text
-from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from jupyter_collab.protocol import (
-    AwarenessEntry,
-    AwarenessMessage,
-    MessageType,
     SyncMessage,
     SyncType,
-    awareness_frame,
-    decode_awareness,
-    decode_message,
-    encode_awareness,
     sync_frame,
 )
 
 from .conftest import join, write_notebook
-from .helpers import disk_sources, eventually, log_lines, sources
-from .server import TOKEN, ServerProcess
+from .helpers import RawPeer, disk_sources, eventually, log_lines, sources
+from .server import TOKEN
 
 
 def byte_offset(text: str, index: int) -> int:
@@ -118,58 +110,7 @@ async def test_save_request_right_after_edit_includes_the_edit(make_server):
 # -- (c) the global awareness room ---------------------------------------------------------
 
 
-class AwarenessPeer:
-    """A raw socket in an awareness-only room (RoomClient would start a document sync)."""
-
-    def __init__(self, ws: WebSocketClientConnection, client_id: int) -> None:
-        self.ws = ws
-        self.client_id = client_id
-        self.clock = 0
-        self.states: dict[int, Any] = {}
-        self.close_code: int | None = None
-        self.close_reason: str | None = None
-        self.closed = asyncio.Event()
-        self.sync_messages: list[SyncMessage] = []
-        self.reader = asyncio.get_running_loop().create_task(self._read())
-
-    @classmethod
-    async def connect(cls, server: ServerProcess, client_id: int) -> AwarenessPeer:
-        ws_base = server.url.replace("http://", "ws://", 1)
-        ws = await websocket_connect(
-            f"{ws_base}/api/collaboration/room/JupyterLab:globalAwareness?token={TOKEN}"
-        )
-        return cls(ws, client_id)
-
-    async def _read(self) -> None:
-        while True:
-            frame = await self.ws.read_message()
-            if frame is None:
-                self.close_code, self.close_reason = self.ws.close_code, self.ws.close_reason
-                self.closed.set()
-                return
-            assert isinstance(frame, bytes)
-            if frame[0] == MessageType.CUSTOM:
-                continue  # server notices (the role of this connection)
-            message = decode_message(frame)
-            if isinstance(message, SyncMessage):
-                self.sync_messages.append(message)
-                continue
-            assert isinstance(message, AwarenessMessage), message
-            for entry in decode_awareness(message.payload):
-                state = json.loads(entry.state_json) if entry.state_json else None
-                if state is None:
-                    self.states.pop(entry.client_id, None)
-                else:
-                    self.states[entry.client_id] = state
-
-    async def announce(self, state: dict[str, Any]) -> None:
-        self.clock += 1
-        entry = AwarenessEntry(self.client_id, self.clock, json.dumps(state))
-        await self.ws.write_message(awareness_frame(encode_awareness([entry])), binary=True)
-
-    def close(self) -> None:
-        self.reader.cancel()
-        self.ws.close()
+GLOBAL_AWARENESS = "JupyterLab:globalAwareness"
 
 
 def user(name: str) -> dict[str, Any]:
@@ -200,37 +141,37 @@ def same(state: dict[str, Any] | None, announced: dict[str, Any]) -> bool:
 
 
 async def test_global_awareness_room(server):
-    alice = await AwarenessPeer.connect(server, 1001)
-    bob = await AwarenessPeer.connect(server, 1002)
-    await alice.announce(user("alice"))
-    await bob.announce(user("bob"))
+    alice = await RawPeer.open(server, GLOBAL_AWARENESS, TOKEN)
+    bob = await RawPeer.open(server, GLOBAL_AWARENESS, TOKEN)
+    await alice.announce((1001, user("alice")))
+    await bob.announce((1002, user("bob")))
     await eventually(
         lambda: same(alice.states.get(1002), user("bob")) and same(bob.states.get(1001), user("alice"))
     )
 
     # A latecomer gets everybody's current state on join.
-    carol = await AwarenessPeer.connect(server, 1003)
+    carol = await RawPeer.open(server, GLOBAL_AWARENESS, TOKEN)
     await eventually(
         lambda: same(carol.states.get(1001), user("alice")) and same(carol.states.get(1002), user("bob"))
     )
 
     # JupyterLab runs the sync handshake in this room too: it gets an empty document.
-    await carol.announce(user("carol"))
+    await carol.announce((1003, user("carol")))
     await eventually(lambda: 1003 in alice.states)
     await carol.ws.write_message(sync_frame(SyncType.STEP1, b"\x00"), binary=True)
-    assert carol.sync_messages[0] == SyncMessage(SyncType.STEP1, b"\x00")  # sent on join
-    await eventually(lambda: len(carol.sync_messages) == 2)
-    assert carol.sync_messages[1] == SyncMessage(SyncType.STEP2, b"\x00\x00")
+    assert carol.sync[0] == SyncMessage(SyncType.STEP1, b"\x00")  # sent on join
+    await eventually(lambda: len(carol.sync) == 2)
+    assert carol.sync[1] == SyncMessage(SyncType.STEP2, b"\x00\x00")
     # A document update has nowhere to go: nobody receives it, the sender stays connected.
     await carol.ws.write_message(sync_frame(SyncType.UPDATE, b"\x00\x00"), binary=True)
     await asyncio.sleep(0.3)
     assert not carol.closed.is_set()
-    assert all(m.kind != SyncType.UPDATE for m in alice.sync_messages + bob.sync_messages)
+    assert all(m.kind != SyncType.UPDATE for m in alice.sync + bob.sync)
     carol.close()
     # Its state is removed for the others, who keep working.
     await eventually(lambda: 1003 not in alice.states and 1003 not in bob.states)
     moved = {**user("alice"), "current": "notebook:other.ipynb"}
-    await alice.announce(moved)
+    await alice.announce((1001, moved))
     await eventually(lambda: same(bob.states.get(1001), moved))
     assert not alice.closed.is_set() and not bob.closed.is_set()
     for peer in (alice, bob, carol):

@@ -20,28 +20,18 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-from tornado.websocket import WebSocketClientConnection, websocket_connect
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from jupyter_collab.client import open_session
 from jupyter_collab.demo import DemoPolicy
 from jupyter_collab.handlers.room import SendBuffer
 from jupyter_collab.protocol import (
-    AwarenessEntry,
-    AwarenessMessage,
-    MessageType,
-    SyncMessage,
     SyncType,
-    awareness_frame,
-    decode_awareness,
-    decode_message,
-    decode_server_notice,
-    encode_awareness,
     sync_frame,
 )
 
 from .conftest import join, write_notebook
-from .helpers import append_text, eventually
+from .helpers import RawPeer, append_text, eventually, http
 from .server import ServerProcess
 
 GLOBAL = "JupyterLab:globalAwareness"
@@ -82,77 +72,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     proc.stop()
 
 
-class Peer:
-    """A raw room socket: sends crafted frames, records what the server sends and how it
-    closes (RoomClient would speak the protocol correctly)."""
-
-    def __init__(self, ws: WebSocketClientConnection) -> None:
-        self.ws = ws
-        self.states: dict[int, dict[str, Any]] = {}
-        self.history: list[tuple[int, dict[str, Any] | None]] = []  # every state received
-        self.sync: list[SyncMessage] = []
-        self.closed = asyncio.Event()
-        self.close_code: int | None = None
-        self.close_reason: str | None = None
-        self.clock = 0
-        self._reader = asyncio.get_running_loop().create_task(self._read())
-
-    @classmethod
-    async def open(cls, server: ServerProcess, room_id: str, who: str) -> Peer:
-        ws_url = server.url.replace("http://", "ws://", 1)
-        return cls(await websocket_connect(f"{ws_url}/api/collaboration/room/{room_id}?token={who}-token"))
-
-    async def _read(self) -> None:
-        while True:
-            frame = await self.ws.read_message()
-            if frame is None:
-                self.close_code, self.close_reason = self.ws.close_code, self.ws.close_reason
-                self.closed.set()
-                return
-            assert isinstance(frame, bytes)
-            if frame[0] == MessageType.CUSTOM:
-                assert decode_server_notice(frame) is not None
-                continue
-            message = decode_message(frame)
-            if isinstance(message, SyncMessage):
-                self.sync.append(message)
-                continue
-            assert isinstance(message, AwarenessMessage)
-            for entry in decode_awareness(message.payload):
-                state = json.loads(entry.state_json) if entry.state_json not in ("", "null") else None
-                self.history.append((entry.client_id, state))
-                if state is None:
-                    self.states.pop(entry.client_id, None)
-                else:
-                    self.states[entry.client_id] = state
-
-    async def send(self, frame: bytes) -> None:
-        await self.ws.write_message(frame, binary=True)
-
-    async def announce(self, *states: tuple[int, dict[str, Any] | str | None]) -> None:
-        """One awareness message with a state (a dict, raw JSON text, or None) per client id."""
-        self.clock += 1
-        entries = [
-            AwarenessEntry(cid, self.clock, state if isinstance(state, str) else json.dumps(state))
-            for cid, state in states
-        ]
-        await self.send(awareness_frame(encode_awareness(entries)))
-
-    async def wait_closed(self, timeout: float = 10.0) -> tuple[int | None, str | None]:
-        await asyncio.wait_for(self.closed.wait(), timeout)
-        return self.close_code, self.close_reason
-
-    def close(self) -> None:
-        self._reader.cancel()
-        self.ws.close()
-
-
 async def document_room(server: ServerProcess, path: str, who: str = "alice") -> str:
     session = await open_session(server.url, path, f"{who}-token")
     return f"{session['format']}:{session['type']}:{session['fileId']}"
 
 
-async def still_open(peer: Peer, wait: float = 0.3) -> bool:
+async def still_open(peer: RawPeer, wait: float = 0.3) -> bool:
     await asyncio.sleep(wait)
     return not peer.closed.is_set()
 
@@ -162,8 +87,8 @@ async def still_open(peer: Peer, wait: float = 0.3) -> bool:
 
 async def test_awareness_client_ids_per_connection(server):
     room = await document_room(server, write_notebook(server.root))
-    watcher = await Peer.open(server, room, "alice")
-    sender = await Peer.open(server, room, "bob")
+    watcher = await RawPeer.open(server, room, "alice-token")
+    sender = await RawPeer.open(server, room, "bob-token")
     await sender.announce((11, {"cursor": 1}), (12, {"cursor": 1}))  # just under: two ids
     await eventually(lambda: {11, 12} <= watcher.states.keys())
     assert await still_open(sender)
@@ -174,7 +99,7 @@ async def test_awareness_client_ids_per_connection(server):
     await eventually(lambda: not watcher.states)  # the sender's states left with it
     assert all(cid != 13 and (state or {}).get("cursor") != 2 for cid, state in watcher.history)
     # Releasing an id (a null state) makes room for another one.
-    again = await Peer.open(server, room, "bob")
+    again = await RawPeer.open(server, room, "bob-token")
     await again.announce((21, {"cursor": 1}), (22, {"cursor": 1}))
     await again.announce((22, None), (23, {"cursor": 1}))
     await eventually(lambda: {21, 23} == watcher.states.keys())
@@ -193,8 +118,8 @@ def padded(size: int, wide: str = "é") -> str:
 
 async def test_awareness_state_size(server):
     room = await document_room(server, write_notebook(server.root))
-    watcher = await Peer.open(server, room, "alice")
-    sender = await Peer.open(server, room, "bob")
+    watcher = await RawPeer.open(server, room, "alice-token")
+    sender = await RawPeer.open(server, room, "bob-token")
     at_limit, over = padded(4096), padded(4097)
     assert (len(at_limit.encode()), len(over.encode())) == (4096, 4097)
     await sender.announce((31, at_limit))  # just under (at) the limit: relayed
@@ -210,8 +135,8 @@ async def test_awareness_state_size(server):
 
 async def test_awareness_client_ids_a_browser_can_represent(server):
     room = await document_room(server, write_notebook(server.root))
-    watcher = await Peer.open(server, room, "alice")
-    sender = await Peer.open(server, room, "bob")
+    watcher = await RawPeer.open(server, room, "alice-token")
+    sender = await RawPeer.open(server, room, "bob-token")
     await sender.announce((2**53 - 1, {"cursor": 1}))  # the largest safe integer
     await eventually(lambda: 2**53 - 1 in watcher.states)
     await sender.announce((2**53, {"cursor": 1}))
@@ -228,18 +153,18 @@ async def test_awareness_client_ids_a_browser_can_represent(server):
 async def test_connections_per_user_across_rooms(server):
     rooms = [await document_room(server, write_notebook(server.root), "dave") for _ in range(3)]
     # Four connections (the limit), in four rooms: three documents and the presence room.
-    held = [await Peer.open(server, room, "dave") for room in [*rooms, GLOBAL]]
+    held = [await RawPeer.open(server, room, "dave-token") for room in [*rooms, GLOBAL]]
     await asyncio.sleep(0.3)
     assert not any(peer.closed.is_set() for peer in held)
-    extra = await Peer.open(server, rooms[0], "dave")  # a fifth, to a room it holds one of
+    extra = await RawPeer.open(server, rooms[0], "dave-token")  # a fifth, to a room it holds one of
     code, reason = await extra.wait_closed()
     assert code == 1008 and reason == "too many connections to this server"
-    other = await Peer.open(server, rooms[0], "bob")  # the limit is per user
+    other = await RawPeer.open(server, rooms[0], "bob-token")  # the limit is per user
     assert await still_open(other) and all(not peer.closed.is_set() for peer in held)
     held.pop().close()  # one closed: room for one more
 
-    async def reopened() -> Peer | None:
-        peer = await Peer.open(server, rooms[1], "dave")
+    async def reopened() -> RawPeer | None:
+        peer = await RawPeer.open(server, rooms[1], "dave-token")
         if await still_open(peer, 0.2):
             return peer
         return None
@@ -255,16 +180,16 @@ async def test_connections_per_user_across_rooms(server):
 
 
 async def test_awareness_only_rooms_are_the_allowed_names(server):
-    allowed = await Peer.open(server, GLOBAL, "carol")
+    allowed = await RawPeer.open(server, GLOBAL, "carol-token")
     assert await still_open(allowed)
-    unknown = await Peer.open(server, "room-0", "carol")
+    unknown = await RawPeer.open(server, "room-0", "carol-token")
     code, reason = await unknown.wait_closed()
     assert code == 4404 and "no room" in (reason or "")
-    near = await Peer.open(server, "JupyterLab:globalAwarenesss", "carol")
+    near = await RawPeer.open(server, "JupyterLab:globalAwarenesss", "carol-token")
     assert (await near.wait_closed())[0] == 4404
-    at_cap = await Peer.open(server, "x" * 256, "carol")  # at the length cap: only unknown
+    at_cap = await RawPeer.open(server, "x" * 256, "carol-token")  # at the length cap: only unknown
     assert (await at_cap.wait_closed())[0] == 4404
-    long = await Peer.open(server, "x" * 257, "carol")  # over it
+    long = await RawPeer.open(server, "x" * 257, "carol-token")  # over it
     code, reason = await long.wait_closed()
     assert code == 4400 and "longer than 256" in (reason or "")
     allowed.close()
@@ -272,7 +197,7 @@ async def test_awareness_only_rooms_are_the_allowed_names(server):
 
 async def test_sync_requests_per_minute(server):
     room = await document_room(server, write_notebook(server.root, sources=["x" * 1000]))
-    peer = await Peer.open(server, room, "carol")
+    peer = await RawPeer.open(server, room, "carol-token")
     for _ in range(4):  # the first, then three more (the limit): each gets the document
         await peer.send(sync_frame(SyncType.STEP1, b"\x00"))
     await eventually(lambda: sum(m.kind == SyncType.STEP2 for m in peer.sync) == 4)
@@ -287,18 +212,8 @@ async def test_sync_requests_per_minute(server):
 
 
 async def recheck(server: ServerProcess, who: str) -> int:
-    try:
-        response = await AsyncHTTPClient().fetch(
-            HTTPRequest(
-                f"{server.url}/api/collaboration/permissions/recheck",
-                method="POST",
-                body="{}",
-                headers={"Authorization": f"token {who}-token"},
-            )
-        )
-    except HTTPClientError as error:
-        return error.code
-    return response.code
+    url = "/api/collaboration/permissions/recheck"
+    return (await http(server, "POST", url, "{}", token=f"{who}-token")).code
 
 
 async def test_recheck_is_for_owners_and_rate_limited(server):
@@ -323,9 +238,9 @@ NAMES = [
 
 
 async def test_presence_shows_each_person_only_documents_they_may_open(server):
-    alice = await Peer.open(server, GLOBAL, "alice")
-    alice_other_tab = await Peer.open(server, GLOBAL, "alice")
-    bob = await Peer.open(server, GLOBAL, "bob")
+    alice = await RawPeer.open(server, GLOBAL, "alice-token")
+    alice_other_tab = await RawPeer.open(server, GLOBAL, "alice-token")
+    bob = await RawPeer.open(server, GLOBAL, "bob-token")
     await alice.announce((41, {"documents": NAMES, "current": "solutions/exam.ipynb"}))
     await eventually(lambda: 41 in bob.states and 41 in alice_other_tab.states)
     assert bob.states[41]["documents"] == ["public.ipynb", "RTC:public.ipynb"]
@@ -334,7 +249,7 @@ async def test_presence_shows_each_person_only_documents_they_may_open(server):
     assert alice_other_tab.states[41]["current"] == "solutions/exam.ipynb"
     assert bob.states[41]["user"]["username"] == "alice"
     # A latecomer's snapshot is filtered the same way, and so are later changes.
-    carol = await Peer.open(server, GLOBAL, "carol")
+    carol = await RawPeer.open(server, GLOBAL, "carol-token")
     await eventually(lambda: 41 in carol.states)
     assert carol.states[41]["documents"] == ["public.ipynb", "RTC:public.ipynb"]
     await alice.announce((41, {"documents": ["solutions/exam.ipynb"], "current": "solutions/exam.ipynb"}))
@@ -348,8 +263,8 @@ async def test_presence_shows_each_person_only_documents_they_may_open(server):
 
 
 async def test_presence_names_per_state_are_bounded(server):
-    sender = await Peer.open(server, GLOBAL, "alice")
-    bob = await Peer.open(server, GLOBAL, "bob")
+    sender = await RawPeer.open(server, GLOBAL, "alice-token")
+    bob = await RawPeer.open(server, GLOBAL, "bob-token")
     names = [f"doc{i}.ipynb" for i in range(51)]
     await sender.announce((51, {"documents": names[:50]}))  # just under: all 50 shown
     await eventually(lambda: len(bob.states.get(51, {}).get("documents", [])) == 50)
@@ -428,9 +343,9 @@ async def test_a_client_that_reads_gets_frames_larger_than_the_buffer(server_wit
     server = server_with_buffer
     path = write_notebook(server.root, sources=[""])
     room = await document_room(server, path)
-    big = await Peer.open(server, room, "alice")
+    big = await RawPeer.open(server, room, "alice-token")
     await big.announce((61, padded(60_000, "x")), (62, padded(60_000, "x")))
-    reader = await Peer.open(server, room, "bob")
+    reader = await RawPeer.open(server, room, "bob-token")
     await eventually(lambda: {61, 62} <= reader.states.keys())  # a 120 kB join snapshot
     writer = await join(server, path, token="alice-token")
     await big.announce((61, {}))

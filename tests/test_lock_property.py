@@ -27,7 +27,7 @@ from jupyter_collab.client import RoomClient, RoomClosed, open_session, room_url
 from jupyter_collab.protocol import SyncType, sync_frame
 
 from .conftest import read_notebook
-from .helpers import eventually
+from .helpers import code_cell, eventually
 from .team import ROLES, notebook_of
 
 FREE = ("F1", "F2")
@@ -60,15 +60,11 @@ attack = st.one_of(
 )
 
 
+OUTPUT = {"output_type": "stream", "name": "stdout", "text": "out\n"}
+
+
 def cell(cell_id: str, source: str, metadata: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": cell_id,
-        "cell_type": "code",
-        "source": source,
-        "metadata": metadata,
-        "outputs": [{"output_type": "stream", "name": "stdout", "text": f"{cell_id} out\n"}],
-        "execution_count": 1,
-    }
+    return code_cell(cell_id, source, metadata, [OUTPUT])
 
 
 def write_locked_notebook(root: Any, name: str) -> str:
@@ -116,7 +112,7 @@ def apply_legal(nb: YNotebook, op: tuple, counter: list[int]) -> None:
         move(nb, op[1], op[2])
     else:
         counter[0] += 1
-        new = {**cell(f"N{counter[0]}", op[2], {}), "outputs": [], "execution_count": None}
+        new = code_cell(f"N{counter[0]}", op[2], {})
         nb.ycells.insert(int(len(nb.ycells) * op[1]), nb.create_ycell(new))
 
 

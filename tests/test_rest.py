@@ -10,12 +10,12 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest, HTTPResponse
+from tornado.httpclient import HTTPResponse
 
 from jupyter_collab.handlers.rest import OPENAPI_PATH
 
 from .conftest import join, write_notebook
-from .helpers import disk_sources, eventually, sources
+from .helpers import disk_sources, eventually, http, sources
 from .server import TOKEN, ServerProcess
 
 
@@ -28,19 +28,7 @@ async def call(
     token: str = TOKEN,
     headers: dict[str, str] | None = None,
 ) -> HTTPResponse:
-    raw = body if isinstance(body, str | bytes) or body is None else json.dumps(body)
-    if raw is None and method in ("POST", "PATCH", "PUT"):
-        raw = ""
-    return await AsyncHTTPClient().fetch(
-        HTTPRequest(
-            f"{server.url}/api/collab/v1{url}",
-            method=method,
-            body=raw,
-            headers={"Authorization": f"token {token}", **(headers or {})},
-            allow_nonstandard_methods=True,
-        ),
-        raise_error=False,
-    )
+    return await http(server, method, f"/api/collab/v1{url}", body, token=token, headers=headers)
 
 
 def body(response: HTTPResponse) -> Any:

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 from pycrdt import Doc, Map
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HTTPResponse
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPResponse
 
 from jupyter_collab.client import RoomClient, RoomClosed, open_session, room_url
 from jupyter_collab.protocol import SyncType, sync_frame
 
 from .conftest import read_notebook, write_notebook
-from .helpers import disk_sources, eventually, sources
+from .helpers import disk_sources, eventually, http, sources
 from .team import crafted_update, locked_notebook, notebook_of
 
 SECRET = "the answer is 42"
@@ -58,17 +58,11 @@ def school(make_team):
     return team
 
 
+NESTED_METADATA = '{"metadata": ' + '{"x": ' * 5000 + "{}" + "}" * 5000 + "}"
+
+
 async def call(team: Any, method: str, url: str, who: str, body: Any = None, **headers: str) -> HTTPResponse:
-    raw = json.dumps(body) if body is not None else ("" if method in ("POST", "PATCH", "PUT") else None)
-    return await AsyncHTTPClient().fetch(
-        HTTPRequest(
-            f"{team.server.url}{url}",
-            method=method,
-            body=raw,
-            headers={"Authorization": f"token {who}-token", **headers},
-        ),
-        raise_error=False,
-    )
+    return await http(team.server, method, url, body, token=f"{who}-token", headers=headers)
 
 
 def file_ids(team: Any) -> int:
@@ -303,28 +297,9 @@ async def test_bad_rest_input_is_a_clear_400(team):
     """L5: deep JSON and ids outside nbformat's pattern are refused with 400, never 500."""
     path = write_notebook(team.server.root, sources=["a"])
     url = f"/api/collab/v1/notebooks/{path}/cells"
-    deep = "[" * 100_000 + "]" * 100_000
-    response = await AsyncHTTPClient().fetch(
-        HTTPRequest(
-            f"{team.server.url}{url}",
-            method="POST",
-            body=deep,
-            headers={"Authorization": "token bob-token"},
-        ),
-        raise_error=False,
-    )
-    assert response.code == 400
-    nested = '{"metadata": ' + '{"x": ' * 5000 + "{}" + "}" * 5000 + "}"
-    response = await AsyncHTTPClient().fetch(
-        HTTPRequest(
-            f"{team.server.url}{url}",
-            method="POST",
-            body=nested,
-            headers={"Authorization": "token bob-token"},
-        ),
-        raise_error=False,
-    )
-    assert response.code == 400 and "nested" in json.loads(response.body)["message"]
+    for raw in ("[" * 100_000 + "]" * 100_000, NESTED_METADATA):
+        response = await call(team, "POST", url, "bob", raw)
+        assert response.code == 400 and "nested" in json.loads(response.body)["message"]
     response = await call(team, "POST", url, "bob", {"id": "../\u202e\u0000x"})
     assert response.code == 400 and "'id'" in json.loads(response.body)["message"]
     with pytest.raises(HTTPClientError):

@@ -12,6 +12,8 @@ from pycrdt import Doc, Map, Text
 from jupyter_collab.permissions import Access, Role
 from jupyter_collab.rooms.guard import UNKNOWN_DEPENDENCY, LockGuard, untrust
 
+from ..helpers import code_cell
+
 EDITOR = Access(Role.EDITOR, frozenset({"P"}))
 
 
@@ -23,25 +25,14 @@ def notebook() -> YNotebook:
             "nbformat_minor": 5,
             "metadata": {},
             "cells": [
-                cell("A", "locked source", {"editable": False, "deletable": False}),
-                cell("B", "free", {}),
-                cell("P", "policy-locked", {}),
-                cell("D", "undeletable", {"deletable": False}),
+                code_cell("A", "locked source", {"editable": False, "deletable": False}),
+                code_cell("B", "free", {}),
+                code_cell("P", "policy-locked", {}),
+                code_cell("D", "undeletable", {"deletable": False}),
             ],
         }
     )
     return ynb
-
-
-def cell(cell_id: str, source: str, metadata: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": cell_id,
-        "cell_type": "code",
-        "source": source,
-        "metadata": metadata,
-        "outputs": [],
-        "execution_count": None,
-    }
 
 
 def replica(live: YNotebook) -> YNotebook:
@@ -157,7 +148,7 @@ def test_trust_set_by_an_editor_is_withdrawn_in_the_same_transaction():
     def plant(nb):
         ycell = by_id(nb, "B")
         ycell["metadata"]["trusted"] = True
-        nb.ycells.insert(0, nb.create_ycell({**cell("T", "", {"trusted": True}), "outputs": [html]}))
+        nb.ycells.insert(0, nb.create_ycell({**code_cell("T", "", {"trusted": True}), "outputs": [html]}))
 
     update = edit(live, plant)
     verdict = guard.check(update, EDITOR)
@@ -186,7 +177,7 @@ def test_deleting_or_moving_locked_cells_is_refused():
 
 def test_adding_a_locked_cell_is_refused():
     live = notebook()
-    update = edit(live, lambda nb: nb.ycells.append(nb.create_ycell(cell("N", "", {"editable": False}))))
+    update = edit(live, lambda nb: nb.ycells.append(nb.create_ycell(code_cell("N", "", {"editable": False}))))
     assert LockGuard(live).check(update, EDITOR).refusal == "only owners may add locked cells"
 
 
