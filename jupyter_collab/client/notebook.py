@@ -609,7 +609,8 @@ class NotebookClient:
 
     def _http_error(self, error: HTTPClientError) -> BaseException:
         if error.code == 404:
-            return FileNotFoundError(f"{self.path}: no such file on the server")
+            # The server answers a file you may not open exactly as a missing one.
+            return FileNotFoundError(f"{self.path}: no such file on the server, or no access to it")
         return AccessDenied(f"{self.path}: no access ({error.code} {error.message})")
 
     def _fatal_error(self, code: int | None, reason: str | None) -> BaseException:

@@ -14,6 +14,7 @@ re-check) passes here, so that all of them decide on the same thing:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,6 +25,7 @@ from ..documents import RoomKey, parse_room_id
 from ..paths import PathRefused, canonical_path, contents_root
 from ..permissions import Access, Role
 from ..persistence.filesync import FileUnavailable
+from ..persistence.notebook_read import parse_notebook
 
 
 class FileIds(Protocol):
@@ -162,6 +164,31 @@ class Gate:
             room = await self.rooms.get(RoomKey("json", "notebook", file_id).room_id)
         except FileUnavailable:
             return None  # not readable as a notebook: nothing to protect in it
+        await room.check_disk()  # judge against the file as it is now (a write just before)
         if not isinstance(room.base, dict):
             return None
-        return room.dry_run_merge(access, {**room.base, **incoming})
+        # What the room will read back once the write is on disk (lines joined: the form the
+        # out-of-band merge compares). Trust is not the writer's to change (claims were
+        # refused above; the server's own signing on save follows the outputs), so the
+        # cells keep the trust they have for the judgement.
+        written = {**room.base, **incoming}
+        read_back = parse_notebook(json.dumps(written).encode(), self.contents_manager) or written
+        return room.dry_run_merge(access, _with_trust_of(read_back, room.base))
+
+
+def _with_trust_of(notebook: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """`notebook` whose cells carry the `trusted` flag of the same cells in `base`."""
+    trust = {
+        cell.get("id"): cell.get("metadata", {}).get("trusted")
+        for cell in base.get("cells", [])
+        if isinstance(cell, dict)
+    }
+    cells = []
+    for cell in notebook.get("cells", []):
+        if isinstance(cell, dict) and isinstance(cell.get("metadata"), dict):
+            metadata = {k: v for k, v in cell["metadata"].items() if k != "trusted"}
+            if trust.get(cell.get("id")) is not None:
+                metadata["trusted"] = trust[cell.get("id")]
+            cell = {**cell, "metadata": metadata}
+        cells.append(cell)
+    return {**notebook, "cells": cells}
