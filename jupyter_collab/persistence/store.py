@@ -25,13 +25,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from pycrdt import merge_updates
+
+T = TypeVar("T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -96,6 +100,11 @@ class HistoryStore:
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._lock = asyncio.Lock()
+        # One SQLite connection, used from worker threads: one at a time. A flush cancelled
+        # at shutdown leaves its thread writing; the final flush must wait for it, not run
+        # beside it (two threads in one connection: "no more rows available", and a server
+        # that never exits).
+        self._db_lock = threading.Lock()
 
     def _store_id(self) -> str:
         row = self._db.execute("SELECT value FROM meta WHERE key='id'").fetchone()
@@ -123,10 +132,19 @@ class HistoryStore:
 
     # -- reading -------------------------------------------------------------------------
 
+    async def _in_thread(self, work: Callable[..., T], *args: Any) -> T:
+        """Run database work in a worker thread, one piece at a time."""
+
+        def locked() -> T:
+            with self._db_lock:
+                return work(*args)
+
+        return await asyncio.to_thread(locked)
+
     async def load(self, room: str) -> StoredDocument | None:
         """The stored history of a room, or None when there is none."""
         await self.flush()
-        return await asyncio.to_thread(self._load, room)
+        return await self._in_thread(self._load, room)
 
     def _load(self, room: str) -> StoredDocument | None:
         row = self._db.execute("SELECT base, base_hash FROM documents WHERE room=?", (room,)).fetchone()
@@ -173,7 +191,7 @@ class HistoryStore:
             pending, self._pending = self._pending, {}
             bases, self._bases = self._bases, {}
             if pending or bases:
-                await asyncio.to_thread(self._write, pending, bases)
+                await self._in_thread(self._write, pending, bases)
             for room, size in list(self._stored_bytes.items()):
                 if size > self.compact_bytes and room in self._snapshotters:
                     self.replace(room, self._snapshotters[room]())
@@ -231,7 +249,7 @@ class HistoryStore:
         async with self._lock:
             self._pending.pop(room, None)
             self._stored_bytes.pop(room, None)
-            await asyncio.to_thread(self._delete, room)
+            await self._in_thread(self._delete, room)
 
     def _delete(self, room: str) -> None:
         with self._db:
@@ -243,4 +261,4 @@ class HistoryStore:
             self._task.cancel()
             self._task = None
         await self.flush()
-        self._db.close()
+        await self._in_thread(self._db.close)
