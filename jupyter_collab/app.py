@@ -19,12 +19,13 @@ from .backplane import make_backplane
 from .documents import RoomKey
 from .handlers.permissions import RecheckHandler
 from .handlers.rest import REST_HANDLERS
-from .handlers.room import CLOSE_FORBIDDEN, RateLimit, RoomHandler
+from .handlers.room import RateLimit, RoomHandler
 from .handlers.session import SessionHandler
 from .permissions import Access, AuthorizerPolicy, PermissionPolicy, Role, identity
 from .persistence.filesync import DocumentFile, FileUnavailable
 from .persistence.store import HistoryStore
 from .persistence.watcher import FileWatcher
+from .protocol import CloseCode
 from .rooms.awareness import AwarenessLimits
 from .rooms.document import SaveSettings
 from .rooms.gate import Gate
@@ -353,7 +354,7 @@ class CollabApp(ExtensionApp):
                     revoked += 1
                     self.rooms.events.emit("revoked", room, conn, reason="access removed")
                     conn.access = access
-                    conn.close_with(CLOSE_FORBIDDEN, "access revoked")
+                    conn.close_with(CloseCode.FORBIDDEN, "access revoked")
                     continue
                 changed += 1
                 conn.access = access

@@ -17,6 +17,7 @@ from pycrdt import Doc
 
 from .persistence.merge import merge_notebook, merge_text, notebook_snapshot
 from .persistence.ynotebook_update import Unsupported, encode_notebook
+from .protocol import EMPTY_STATE_VECTOR
 
 # (format, type) pairs we serve, and the shared model for each.
 DOCUMENT_KINDS: dict[tuple[str, str], type[YBaseDoc]] = {
@@ -25,7 +26,6 @@ DOCUMENT_KINDS: dict[tuple[str, str], type[YBaseDoc]] = {
     ("base64", "file"): YBlob,
 }
 
-EMPTY_STATE = b"\x00"  # the state vector of a document nothing was written to
 _FILE_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,200}$")
 
 
@@ -62,7 +62,7 @@ def parse_room_id(room_id: str) -> RoomKey | None:
 def fill(model: YBaseDoc, content: Any) -> None:
     """Set a model's content; an empty notebook is filled with one encoded update, which
     is several times faster than `YNotebook.set` (see persistence/ynotebook_update.py)."""
-    if isinstance(model, YNotebook) and model.ydoc.get_state() == EMPTY_STATE:
+    if isinstance(model, YNotebook) and model.ydoc.get_state() == EMPTY_STATE_VECTOR:
         try:
             update = encode_notebook(content, client=model.ydoc.client_id)
         except Unsupported:

@@ -4,6 +4,9 @@ pycrdt ships helpers for this, but its string encoder writes character counts wh
 lib0 writes UTF-8 byte counts, and its decoder trusts its input. A server must do
 neither: every frame here is bounds-checked and a bad one raises `ProtocolError`,
 so the room never applies half of a malformed message.
+
+This module owns the wire contract: frame types, close codes and the empty
+update / state vector. docs/wire-protocol.md writes the contract down.
 """
 
 from __future__ import annotations
@@ -27,6 +30,32 @@ class SyncType(IntEnum):
     STEP1 = 0
     STEP2 = 1
     UPDATE = 2
+
+
+class CloseCode(IntEnum):
+    """Every WebSocket close code the server sends and the Python client acts on.
+
+    Kept in one place so that server and client cannot drift apart; JupyterLab's
+    provider understands 1003, 4400, 4404 and 4500, the rest follow RFC 6455 and the
+    conventions of other Yjs servers (docs/wire-protocol.md).
+    """
+
+    RELOAD = 1003  # history unknown here (merged) or a change refused, JSON reason: start afresh
+    POLICY_VIOLATION = 1008  # over a rate, connection or awareness limit: reconnect, not at once
+    TOO_BIG = 1009  # a message or awareness state over a size limit: retrying gives the same
+    RESTART = 1012  # the server is shutting down and saves every room: reconnect
+    TRY_AGAIN_LATER = 1013  # too slow to read, or the backplane is down: reconnect later, resync
+    BAD_REQUEST = 4400  # malformed frame, bad room id, unreadable file: do not retry
+    FORBIDDEN = 4403  # no access, or access revoked: do not retry blindly
+    NOT_FOUND = 4404  # no such file id, or an awareness-only room not allowed: do not retry
+    SERVER_ERROR = 4500  # a bug while handling a message: reconnect
+
+
+# The encoding of an update that changes nothing (no structs, empty delete set): a client
+# answering step 1 with nothing new sends it, and transactions that did nothing yield it.
+EMPTY_UPDATE = b"\x00\x00"
+# The state vector of a document nothing was written to (no client ids).
+EMPTY_STATE_VECTOR = b"\x00"
 
 
 class ProtocolError(ValueError):

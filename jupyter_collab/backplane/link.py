@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from pycrdt import get_state, merge_updates
 
 from ..persistence.store import StoredDocument
+from ..protocol import EMPTY_UPDATE
 from .budget import StreamBudget
 from .complaints import Malformed
 from .entries import (
@@ -61,7 +62,6 @@ if TYPE_CHECKING:
 STREAM_MAXLEN = 2000  # entries kept per room stream (approximately): the catch-up window
 TRIM_MIN_AGE_SECONDS = 5.0  # entries this recent are kept whatever their size (budget.py)
 KEY_TTL_SECONDS = 86_400  # a room's keys outlive its last process by a day
-EMPTY_UPDATE = b"\x00\x00"
 OPEN_PATIENCE_SECONDS = 5.0  # how long opening waits for processes still republishing
 MAX_PROCESSES = 256  # sequence numbers remembered per room (one per process seen)
 

@@ -25,6 +25,7 @@ from ..cells import (
     read_cell,
     read_cells,
 )
+from ..protocol import EMPTY_UPDATE, CloseCode
 from ..rooms.guard import lock_flags
 from .changes import (
     AccessDenied,
@@ -45,10 +46,19 @@ if TYPE_CHECKING:
 AGENT = f"jupyter-collab-client/{__version__}"
 _UNSET: Any = object()
 
-# How a closed connection is handled (close codes: see the README).
-_RELOAD_CODES = {1003}  # the server merged what it could, or refused a change: start afresh
-_FATAL_CODES = {1009, 4400, 4403, 4404}  # retrying would give the same answer
-_SLOW_DOWN_CODES = {1008, 1013}  # over a limit or too slow: reconnect, but not at once
+# How a closed connection is handled (close codes: docs/wire-protocol.md); any other
+# code (1012 restart, 4500 server error, none) reconnects with the usual backoff.
+_RELOAD_CODES = {CloseCode.RELOAD}  # the server merged what it could, or refused a change: start afresh
+_FATAL_CODES = {  # retrying would give the same answer
+    CloseCode.TOO_BIG,
+    CloseCode.BAD_REQUEST,
+    CloseCode.FORBIDDEN,
+    CloseCode.NOT_FOUND,
+}
+_SLOW_DOWN_CODES = {  # over a limit or too slow: reconnect, but not at once
+    CloseCode.POLICY_VIOLATION,
+    CloseCode.TRY_AGAIN_LATER,
+}
 
 log = logging.getLogger("jupyter_collab.client")
 
@@ -388,7 +398,7 @@ class NotebookClient:
         self._watchers = []
 
     def _on_transaction(self, event: TransactionEvent) -> None:
-        if event.update == b"\x00\x00":
+        if event.update == EMPTY_UPDATE:
             return
         if self._room is not None and self._room._applying_remote:
             self._dirty_remote = True
@@ -576,7 +586,7 @@ class NotebookClient:
             except Exception as exc:  # the server is not back yet, the network is down...
                 log.debug("jupyter_collab: reconnecting to %s failed: %r", self.path, exc)
                 # An unrelated history that the server did not resolve: start afresh anyway.
-                code, reason = (1003, None) if room.unrelated else (None, None)
+                code, reason = (CloseCode.RELOAD, None) if room.unrelated else (None, None)
             else:
                 self.reconnects += 1
                 return
@@ -614,9 +624,9 @@ class NotebookClient:
         return AccessDenied(f"{self.path}: no access ({error.code} {error.message})")
 
     def _fatal_error(self, code: int | None, reason: str | None) -> BaseException:
-        if code == 4403:
+        if code == CloseCode.FORBIDDEN:
             return AccessDenied(f"{self.path}: access denied or revoked ({reason})")
-        if code == 4404:
+        if code == CloseCode.NOT_FOUND:
             return FileNotFoundError(f"{self.path}: no such file on the server ({reason})")
         return RoomClosed(code, reason)
 

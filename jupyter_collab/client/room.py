@@ -15,6 +15,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
 
 from ..protocol import (
+    EMPTY_UPDATE,
     AwarenessEntry,
     AwarenessMessage,
     ProtocolError,
@@ -179,7 +180,7 @@ class RoomClient:
 
     def _on_local_change(self, event: TransactionEvent) -> None:
         update = event.update
-        if update == b"\x00\x00" or self._applying_remote or not self.connected:
+        if update == EMPTY_UPDATE or self._applying_remote or not self.connected:
             return  # offline edits reach the server through sync step 2 on reconnect
         # Edits made in one turn of the event loop (or within `send_interval`) go out as one message.
         if not self._local_updates:

@@ -29,6 +29,7 @@ from ..permissions import Access, Role, identity
 from ..persistence.filesync import FileUnavailable
 from ..protocol import (
     AwarenessMessage,
+    CloseCode,
     OverLimit,
     ProtocolError,
     SyncMessage,
@@ -41,13 +42,6 @@ from ..rooms.gate import GateRefused
 from ..rooms.manager import UnknownRoom
 from ..rooms.room import Room
 
-CLOSE_POLICY_VIOLATION = 1008  # over a rate or connection limit
-CLOSE_TOO_BIG = 1009  # a message (or a part of it) over a size limit
-CLOSE_TRY_AGAIN_LATER = 1013
-CLOSE_BAD_REQUEST = 4400
-CLOSE_FORBIDDEN = 4403  # no access (or revoked): do not reconnect blindly
-CLOSE_NOT_FOUND = 4404
-CLOSE_SERVER_ERROR = 4500
 _MAX_REASON_BYTES = 123  # a close frame's reason must fit in 125 bytes with the code
 _REMEMBERED_FRAME_BYTES = 65536
 
@@ -184,21 +178,22 @@ class RoomHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
             path = collab.path_of(room_id)
             self.access = await collab.access(user, path, self)
             if self.access.role is Role.NONE:
-                self._reject(CLOSE_FORBIDDEN, "no access to this document")
+                self._reject(CloseCode.FORBIDDEN, "no access to this document")
                 return
             self.identity = identity(user, self.access.role)
             room = await collab.rooms.get(room_id)
         except BadRoomId as exc:
-            self._reject(CLOSE_BAD_REQUEST, f"bad room id: {exc}")
+            self._reject(CloseCode.BAD_REQUEST, f"bad room id: {exc}")
             return
         except UnknownRoom as exc:
-            self._reject(CLOSE_NOT_FOUND, str(exc))
+            self._reject(CloseCode.NOT_FOUND, str(exc))
             return
         except FileUnavailable as exc:
-            self._reject(CLOSE_NOT_FOUND if "no file has id" in str(exc) else CLOSE_BAD_REQUEST, str(exc))
+            missing = "no file has id" in str(exc)
+            self._reject(CloseCode.NOT_FOUND if missing else CloseCode.BAD_REQUEST, str(exc))
             return
         except BackplaneUnavailable as exc:
-            self._reject(CLOSE_TRY_AGAIN_LATER, str(exc))
+            self._reject(CloseCode.TRY_AGAIN_LATER, str(exc))
             return
         if self.ws_connection is None or self.ws_connection.is_closing():
             collab.rooms.release(room)
@@ -207,7 +202,7 @@ class RoomHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         refusal = collab.rooms.admit(room, self, user.username)
         if refusal is not None:
             self.room = None
-            self._reject(CLOSE_POLICY_VIOLATION, refusal)
+            self._reject(CloseCode.POLICY_VIOLATION, refusal)
             collab.rooms.release(room)
 
     def _reject(self, code: int, reason: str) -> None:
@@ -225,24 +220,25 @@ class RoomHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
             limit = self._awareness_rate if isinstance(decoded, AwarenessMessage) else self._doc_rate
             if not limit.allow():
                 kind = "awareness" if limit is self._awareness_rate else "document"
-                self._reject(CLOSE_POLICY_VIOLATION, f"too many {kind} messages per second")
+                self._reject(CloseCode.POLICY_VIOLATION, f"too many {kind} messages per second")
                 return
             if (
                 isinstance(decoded, SyncMessage)
                 and decoded.kind is SyncType.STEP1
                 and not self._sync_rate.allow()
             ):
-                self._reject(CLOSE_POLICY_VIOLATION, "too many sync requests per minute")
+                self._reject(CloseCode.POLICY_VIOLATION, "too many sync requests per minute")
                 return
             room.handle(self, decoded)
         except OverLimit as exc:
-            self._reject(CLOSE_TOO_BIG if isinstance(exc, TooBig) else CLOSE_POLICY_VIOLATION, str(exc))
+            code = CloseCode.TOO_BIG if isinstance(exc, TooBig) else CloseCode.POLICY_VIOLATION
+            self._reject(code, str(exc))
         except ProtocolError as exc:
             self.log.warning("jupyter_collab: %s sent a bad message to %s: %s", self.label, room.room_id, exc)
-            self.close_with(CLOSE_BAD_REQUEST, f"bad message: {exc}")
+            self.close_with(CloseCode.BAD_REQUEST, f"bad message: {exc}")
         except Exception:
             self.log.exception("jupyter_collab: error handling a message from %s", self.label)
-            self.close_with(CLOSE_SERVER_ERROR, "server error")
+            self.close_with(CloseCode.SERVER_ERROR, "server error")
 
     def get_websocket_protocol(self) -> WebSocketProtocol13 | None:
         protocol = super().get_websocket_protocol()
@@ -273,7 +269,7 @@ class RoomHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
             self.log.warning(
                 "jupyter_collab: %s is not reading fast enough; closing it to resync", self.label
             )
-            self.close_with(CLOSE_TRY_AGAIN_LATER, "too slow: reconnect to resync")
+            self.close_with(CloseCode.TRY_AGAIN_LATER, "too slow: reconnect to resync")
             return
         protocol = self.ws_connection
         try:
@@ -318,6 +314,6 @@ class _LoggingProtocol(WebSocketProtocol13):
     """Tornado's protocol, telling the handler when it closes for an oversized frame."""
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
-        if code == 1009 and isinstance(self.handler, RoomHandler) and not self.server_terminated:
+        if code == CloseCode.TOO_BIG and isinstance(self.handler, RoomHandler) and not self.server_terminated:
             self.handler.on_oversized()
         super().close(code, reason)

@@ -27,17 +27,22 @@ from ..permissions import Access
 from ..persistence.filesync import DocumentFile, FileContent, FileStat, FileUnavailable, content_hash
 from ..persistence.merge import merge_notebook
 from ..persistence.store import HistoryStore, StoredDocument
-from ..protocol import ProtocolError, SyncMessage, SyncType, decode_state_vector, sync_frame
+from ..protocol import (
+    EMPTY_UPDATE,
+    CloseCode,
+    ProtocolError,
+    SyncMessage,
+    SyncType,
+    decode_state_vector,
+    sync_frame,
+)
 from .guard import ChangeRefused, LockGuard, Verdict, untrust
-from .room import EMPTY_UPDATE, Connection, Room, RoomEvents
+from .room import Connection, Room, RoomEvents
 
 if TYPE_CHECKING:
     from ..backplane.link import RoomLink
 
 T = TypeVar("T")
-
-# Close code JupyterLab's provider turns into a "reload" dialog (wire-protocol.md).
-CLOSE_RELOAD = 1003
 
 
 @dataclass
@@ -305,7 +310,7 @@ class DocumentRoom(Room):
         self.events.emit("denied", self, conn, reason=reason)
         conn.notify({"type": "denied", "role": conn.access.role.value, "reason": reason})
         close_reason = {"reason": "permission_denied", "reloadable": True, "errorReason": reason[:60]}
-        conn.close_with(CLOSE_RELOAD, json.dumps(close_reason, separators=(",", ":")))
+        conn.close_with(CloseCode.RELOAD, json.dumps(close_reason, separators=(",", ":")))
 
     def _is_foreign(self, conn: Connection) -> bool:
         """True when the client's history shares nothing with ours (e.g. we restarted
@@ -349,7 +354,7 @@ class DocumentRoom(Room):
             "reloadable": True,
             "errorReason": "Server restarted; your edits were merged. Please reload.",
         }
-        conn.close_with(CLOSE_RELOAD, json.dumps(reason, separators=(",", ":")))
+        conn.close_with(CloseCode.RELOAD, json.dumps(reason, separators=(",", ":")))
 
     # -- saving ----------------------------------------------------------------------------
 

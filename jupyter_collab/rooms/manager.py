@@ -16,13 +16,12 @@ from ..documents import BadRoomId, RoomKey, parse_room_id
 from ..persistence.filesync import DocumentFile
 from ..persistence.store import HistoryStore
 from ..persistence.watcher import FileWatcher
+from ..protocol import CloseCode
 from .awareness import AwarenessLimits
 from .document import DocumentRoom, SaveSettings
 from .presence import PresenceRoom
 from .room import Connection, Room, RoomEvents
 
-# Close code for server shutdown: "service restart", clients reconnect.
-CLOSE_RESTART = 1012
 # Longer than any document room id ("base64:file:" and a file id of at most 200 characters).
 MAX_ROOM_ID_CHARS = 256
 
@@ -195,7 +194,7 @@ class RoomManager:
         await self.watcher.stop()
         for room in list(self.rooms.values()):
             for conn in list(room.connections):
-                conn.close_with(CLOSE_RESTART, "server is restarting")
+                conn.close_with(CloseCode.RESTART, "server is restarting")
         results = await asyncio.gather(
             *(self._close(room) for room in list(self.rooms.values())), return_exceptions=True
         )

@@ -19,6 +19,8 @@ from typing import Any, Protocol
 
 from ..permissions import Access
 from ..protocol import (
+    EMPTY_STATE_VECTOR,
+    EMPTY_UPDATE,
     AwarenessMessage,
     CustomMessage,
     Message,
@@ -29,9 +31,6 @@ from ..protocol import (
     sync_frame,
 )
 from .awareness import AwarenessTable
-
-EMPTY_UPDATE = b"\x00\x00"
-EMPTY_STATE_VECTOR = b"\x00"
 
 
 class Connection(Protocol):
