@@ -290,6 +290,20 @@ async def test_nobody_poses_as_someone_else(team):
 # -- live changes of rights --------------------------------------------------------------------
 
 
+async def test_rights_that_change_back_reach_the_client(team):
+    """editor -> viewer -> editor: each change is told (a notice equal to an earlier one too)."""
+    path = write_notebook(team.server.root, sources=["x"])
+    bob = await team.join("bob", path)
+    for role in ("viewer", "editor", "viewer", "editor"):
+        team.set_roles({**ROLES, "bob": role})
+        await recheck_permissions(team.server, "alice-token")
+        await eventually(lambda role=role: bob.role == role, timeout=3)
+    bob.notebook().ycells[0]["source"].insert(0, "back ")
+    await eventually(lambda: disk_sources(team.server, path) == ["back x"])
+    assert bob.connected
+    await bob.close()
+
+
 async def test_role_change_by_api_and_revocation(team):
     path = write_notebook(team.server.root, sources=["x"])
     alice = await team.join("alice", path)

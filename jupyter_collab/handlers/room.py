@@ -285,11 +285,15 @@ class RoomHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         self._buffer.track(future, size)
 
     def notify(self, body: dict[str, Any]) -> None:
-        """Custom-channel JSON message; each distinct one is sent once per connection."""
-        key = json.dumps(body, sort_keys=True)
-        if key not in self._notified:
+        """Custom-channel JSON message. Each distinct refusal is told once per connection (a
+        client that keeps sending gets one notice, not thousands); a role notice goes out
+        every time: rights that change back (editor, viewer, editor) must reach the client."""
+        if body.get("type") == "denied":
+            key = json.dumps(body, sort_keys=True)
+            if key in self._notified:
+                return
             self._notified.add(key)
-            self.send(custom_reply_frame(body))
+        self.send(custom_reply_frame(body))
 
     async def may_open(self, path: str) -> bool:
         """Whether this user may open `path` (as a client spelled it: aliases are refused)."""
