@@ -45,8 +45,10 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	else echo "missing Debian packages:$$missing (sudo apt-get install$$missing)"; exit 1; fi
 
+# The fast unit tier first (seconds, no servers), then everything against real parts.
 test: $(VENV)/.installed-test system-deps lint
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+	$(PY) -m pytest tests --ignore=tests/unit $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) demo-run

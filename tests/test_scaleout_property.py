@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from .conftest import write_notebook
 from .redis_cluster import REDIS_SERVER, ClusterServer, RedisServer, join_at, make_cluster, move_to
-from .test_property import Session, snapshot, texts
+from .sessions import Session, snapshot, texts
 
 pytestmark = pytest.mark.skipif(not Path(REDIS_SERVER).exists(), reason="needs redis-server")
 
