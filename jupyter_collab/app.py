@@ -21,17 +21,14 @@ from .handlers.permissions import RecheckHandler
 from .handlers.rest import REST_HANDLERS
 from .handlers.room import RateLimit, RoomHandler
 from .handlers.session import SessionHandler
-from .permissions import Access, AuthorizerPolicy, PermissionPolicy, Role, identity
-from .persistence.filesync import DocumentFile, FileUnavailable
+from .permissions import Access, AuthorizerPolicy, PermissionPolicy
+from .persistence.filesync import DocumentFile
 from .persistence.store import HistoryStore
 from .persistence.watcher import FileWatcher
-from .protocol import CloseCode
 from .rooms.awareness import AwarenessLimits
 from .rooms.document import SaveSettings
 from .rooms.gate import Gate
 from .rooms.manager import Limits, RoomManager
-
-_RECHECK_BATCH = 200  # connections re-checked between two turns of the event loop
 
 
 class CollabApp(ExtensionApp):
@@ -336,33 +333,8 @@ class CollabApp(ExtensionApp):
 
     async def recheck_local_permissions(self) -> dict[str, int]:
         """Re-ask the policy for every open connection here and apply what changed."""
-        checked = changed = revoked = 0
         self.rooms.forget_decisions()
-        for room in list(self.rooms.rooms.values()):
-            try:
-                path = self.path_of(room.room_id)  # a file-id lookup: once per room
-            except FileUnavailable:
-                continue
-            for conn in list(room.connections):
-                checked += 1
-                if checked % _RECHECK_BATCH == 0:
-                    await asyncio.sleep(0)  # thousands of connections: let the room traffic through
-                access = await self.access(conn.current_user, path, conn)
-                if access == conn.access:
-                    continue
-                if access.role is Role.NONE:
-                    revoked += 1
-                    self.rooms.events.emit("revoked", room, conn, reason="access removed")
-                    conn.access = access
-                    conn.close_with(CloseCode.FORBIDDEN, "access revoked")
-                    continue
-                changed += 1
-                conn.access = access
-                conn.identity = identity(conn.current_user, access.role)
-                room.restamp(conn)
-                conn.notify(access.notice())
-                self.rooms.events.emit("role_change", room, conn)
-        return {"checked": checked, "changed": changed, "revoked": revoked}
+        return await self.gate.recheck(list(self.rooms.rooms.values()))
 
     async def _recheck_periodically(self) -> None:
         while True:

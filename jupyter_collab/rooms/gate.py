@@ -14,7 +14,9 @@ re-check) passes here, so that all of them decide on the same thing:
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -23,9 +25,11 @@ from tornado import web
 
 from ..documents import RoomKey, parse_room_id
 from ..paths import PathRefused, canonical_path, contents_root
-from ..permissions import Access, Role
+from ..permissions import Access, Role, identity
 from ..persistence.filesync import FileUnavailable
 from ..persistence.notebook_read import parse_notebook
+
+_RECHECK_BATCH = 200  # connections re-checked between two turns of the event loop
 
 
 class FileIds(Protocol):
@@ -129,6 +133,29 @@ class Gate:
         if canonical != path or self.file_ids.get_id(path) != key.file_id:
             raise FileUnavailable(f"no file has id {key.file_id} (an alias of {canonical or path!r})")
         return path
+
+    async def recheck(self, rooms: Iterable[Any]) -> dict[str, int]:
+        """Re-ask the policy for every connection of these rooms and apply what changed
+        (`Room.update_access`); returns how many were checked, changed and revoked."""
+        checked = changed = revoked = 0
+        for room in rooms:
+            try:
+                path = self.path_of(room.room_id)  # a file-id lookup: once per room
+            except FileUnavailable:
+                continue
+            for conn in list(room.connections):
+                checked += 1
+                if checked % _RECHECK_BATCH == 0:
+                    await asyncio.sleep(0)  # thousands of connections: let the room traffic through
+                access = await self.policy.access(conn.current_user, path, conn)
+                if access == conn.access:
+                    continue
+                if access.role is Role.NONE:
+                    revoked += 1
+                else:
+                    changed += 1
+                room.update_access(conn, access, identity(conn.current_user, access.role))
+        return {"checked": checked, "changed": changed, "revoked": revoked}
 
     async def contents_write_refusal(
         self, user: Any, path: str, incoming: dict[str, Any] | None, handler: Any

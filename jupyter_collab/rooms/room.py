@@ -17,11 +17,12 @@ import zlib
 from collections import Counter
 from typing import Any, Protocol
 
-from ..permissions import Access
+from ..permissions import Access, Role
 from ..protocol import (
     EMPTY_STATE_VECTOR,
     EMPTY_UPDATE,
     AwarenessMessage,
+    CloseCode,
     CustomMessage,
     Message,
     SyncMessage,
@@ -173,6 +174,20 @@ class Room:
         """The connection's identity or role changed: correct its awareness states."""
         if self.awareness.restamp(conn, conn.identity):
             self._schedule_flush()
+
+    def update_access(self, conn: Connection, access: Access, identity: dict[str, Any]) -> None:
+        """Rights re-checked while connected: no access closes the socket (4403, do not
+        retry blindly); other changes re-stamp its presence, tell the client and are audited."""
+        if access.role is Role.NONE:
+            self.events.emit("revoked", self, conn, reason="access removed")  # as it was
+            conn.access = access
+            conn.close_with(CloseCode.FORBIDDEN, "access revoked")
+            return
+        conn.access = access
+        conn.identity = identity
+        self.restamp(conn)
+        conn.notify(access.notice())
+        self.events.emit("role_change", self, conn)
 
     def _schedule_flush(self) -> None:
         if self._flush_handle is None:
