@@ -234,21 +234,20 @@ class DocumentRoom(Room):
             return
         if message.payload == EMPTY_UPDATE:
             return  # a handshake reply with nothing new: fine from anyone
-        role = conn.access.role
-        if not role.can_edit:
+        if not conn.access.role.can_edit:
             self.deny(conn, "you can only view this document")
             return
         if self._is_foreign(conn):
             self._adopt_foreign(conn, message.payload)
             return
-        if role.can_lock or self.guard() is None:
+        guard = self._guard_for(conn.access)
+        if guard is None:
             try:
                 with ydoc.transaction(origin=conn):
                     ydoc.apply_update(message.payload)
             except ValueError as exc:
                 raise ProtocolError(f"invalid update: {exc}") from exc
             return
-        guard = self.guard()
         try:
             verdict = guard.check(message.payload, conn.access)
         except ValueError as exc:
@@ -258,10 +257,13 @@ class DocumentRoom(Room):
             return
         self._apply_checked(message.payload, verdict, origin=conn)
 
-    def guard(self) -> LockGuard | None:
-        """The lock guard of a notebook room (made on the first change a non-owner makes);
-        None for text documents, which have no cells to lock."""
-        if self._guard is None and isinstance(self.document.model, YNotebook):
+    def _guard_for(self, access: Access) -> LockGuard | None:
+        """The lock guard that judges this user's changes: None for owners (they may change
+        anything) and in text documents (no cells to lock); made on the first change a
+        non-owner makes to a notebook."""
+        if access.role.can_lock or not isinstance(self.document.model, YNotebook):
+            return None
+        if self._guard is None:
             self._guard = LockGuard(self.document.model)
         return self._guard
 
@@ -277,7 +279,7 @@ class DocumentRoom(Room):
         """Make a change on someone's behalf (REST, merges): `operation(model)` runs on the
         live document for owners, and on the guard's shadow for everyone else, whose
         change is applied only if the lock rule allows it (ChangeRefused otherwise)."""
-        guard = None if access.role.can_lock else self.guard()
+        guard = self._guard_for(access)
         if guard is None:
             with self.document.ydoc.transaction(origin=origin):
                 return operation(self.document.model)
@@ -292,7 +294,7 @@ class DocumentRoom(Room):
         through the contents API) would break the lock rule for `access`; None when it
         would not. Nothing is applied: the write itself reaches the room as an
         out-of-band change once it is on disk."""
-        guard = None if access.role.can_lock else self.guard()
+        guard = self._guard_for(access)
         if guard is None:
             return None
         try:

@@ -106,13 +106,21 @@ class Gate:
             exists = False
         if not exists:
             raise missing
+        file_id, indexed_now = self._file_id(path)
+        if file_id is None:
+            raise missing
+        return Entry(path, file_id, access, indexed_now)
+
+    def _file_id(self, path: str) -> tuple[str | None, bool]:
+        """The one file id of a canonical path, indexing it if it has none yet (the second
+        value says so); None when the id does not lead back to the path."""
         file_id = self.file_ids.get_id(path)
         indexed_now = file_id is None
         if indexed_now:
             file_id = self.file_ids.index(path)
         if file_id is None or self.file_ids.get_path(file_id) != path:
-            raise missing
-        return Entry(path, file_id, access, indexed_now)
+            return None, indexed_now
+        return file_id, indexed_now
 
     def path_of(self, room_id: str) -> str:
         """The canonical path behind a room ("" for awareness-only rooms).
@@ -184,7 +192,7 @@ class Gate:
         ]
         if trusted:
             return f"only owners may mark cells trusted (cell {trusted[0]})"
-        file_id = self.file_ids.get_id(path) or self.file_ids.index(path)
+        file_id, _ = self._file_id(path)
         if file_id is None:
             return None  # a new file: nothing in it is locked yet
         try:

@@ -149,13 +149,9 @@ class LockGuard:
         self._reset()
         try:
             self.shadow_doc.apply_update(update)
-        except ValueError:
-            self._rebuild()  # the shadow may hold part of a broken update
-            raise
-        try:
             reason = pending_refusal(update, self.shadow_doc.get_state())
-        except ProtocolError:
-            self._rebuild()
+        except ValueError:  # ProtocolError is one
+            self._rebuild()  # the shadow may hold part of a broken update
             raise
         verdict = Verdict(reason) if reason else self._judge(access)
         if verdict.refusal is not None:

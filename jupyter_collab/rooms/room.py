@@ -42,7 +42,8 @@ class Connection(Protocol):
     identity: dict[str, Any]  # stamped into the `user` field of its awareness states
 
     def notify(self, body: dict[str, Any]) -> None:
-        """Send a JSON message on the custom channel (role changes, refusals), once each."""
+        """Send a JSON message on the custom channel: a role notice every time, each
+        distinct refusal once."""
 
     def send(self, frame: bytes) -> None:
         """Queue a frame; the connection closes itself if its buffer overflows."""
