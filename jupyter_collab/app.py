@@ -16,13 +16,13 @@ from traitlets import Bool, Float, Instance, Int, TraitError, Type, Unicode, def
 from .audit import AuditTrail
 from .authorizers import warn_if_policy_unenforced
 from .backplane import make_backplane
-from .documents import RoomKey
+from .documents.kinds import RoomKey
 from .handlers.permissions import RecheckHandler
 from .handlers.rest import REST_HANDLERS
 from .handlers.room import RateLimit, RoomHandler
 from .handlers.session import SessionHandler
 from .permissions import Access, AuthorizerPolicy, PermissionPolicy
-from .persistence.filesync import DocumentFile
+from .persistence.files import DocumentFile
 from .persistence.store import HistoryStore
 from .persistence.watcher import FileWatcher
 from .rooms.awareness import AwarenessLimits

@@ -27,11 +27,11 @@ from jupyter_server.services.contents.handlers import (
 from jupyter_server_fileid.handler import FileIDHandler, FilePathHandler
 from tornado.web import StaticFileHandler
 
-from .documents import BadRoomId
+from .documents.kinds import BadRoomId
 from .handlers.room import RoomHandler
 from .handlers.session import SessionHandler
 from .paths import PathRefused, canonical_path, contents_root
-from .persistence.filesync import FileUnavailable
+from .persistence.files import FileUnavailable
 
 # Resources whose handlers' `path` is an API path in the contents root. (Others have a
 # `path` of their own: /kernelspecs/{name}/{path} is a file of a kernel spec.)

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from jupyter_collab.cells import read_cells
 from jupyter_collab.client import (
     AccessDenied,
     CellConflict,
@@ -24,6 +23,7 @@ from jupyter_collab.client import (
     RoomClient,
     SyncNotebookClient,
 )
+from jupyter_collab.documents.cells import read_cells
 
 from .conftest import join, write_notebook
 from .helpers import append_text, cell_ids, disk_sources, eventually, recheck_permissions, sources

@@ -21,8 +21,8 @@ from jupyter_server.services.contents.filemanager import AsyncFileContentsManage
 from jupyter_ydoc import YNotebook
 from pycrdt import Array, Doc, Map, Text
 
+from jupyter_collab.documents.encode import Unsupported, encode_notebook
 from jupyter_collab.persistence.notebook_read import file_hash, parse_notebook, reads_like_stock_manager
-from jupyter_collab.persistence.ynotebook_update import Unsupported, encode_notebook
 
 from .conftest import join
 from .helpers import sources

@@ -6,7 +6,7 @@
 - `changes`: the errors they raise and `Change`, what changed by cell id.
 """
 
-from ..cells import CellConflict, CellError, CellNotFound
+from ..documents.cells import CellConflict, CellError, CellNotFound
 from .changes import AccessDenied, CellLocked, Change, ChangeRefused, ClientClosedError, ReadOnlyError
 from .notebook import ChangeStream, NotebookClient
 from .room import RoomClient, RoomClosed, open_session, room_url

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from jupyter_ydoc import YNotebook
 
-from ..cells import read_cells
+from ..documents.cells import read_cells
 
 
 class ReadOnlyError(PermissionError):

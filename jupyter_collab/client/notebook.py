@@ -16,7 +16,7 @@ from pycrdt import Doc, TransactionEvent
 from tornado.httpclient import HTTPClientError
 
 from .. import __version__
-from ..cells import (
+from ..documents.cells import (
     delete_cell,
     find,
     insert_cell,
@@ -25,8 +25,8 @@ from ..cells import (
     read_cell,
     read_cells,
 )
+from ..documents.locks import cell_refusal, insert_refusal, lock_flags
 from ..protocol import EMPTY_UPDATE, CloseCode
-from ..rooms.guard import lock_flags
 from .changes import (
     AccessDenied,
     CellLocked,
@@ -258,8 +258,9 @@ class NotebookClient:
         fields: dict[str, Any] = {"cell_type": cell_type, "source": source}
         if metadata is not None:
             fields["metadata"] = metadata
-            if self.role not in ("owner", None) and lock_flags(metadata) != (True, True):
-                raise CellLocked("only owners may add locked cells")
+            refusal = insert_refusal(lock_flags(metadata))
+            if self.role not in ("owner", None) and refusal:
+                raise CellLocked(refusal)
         if outputs is not None:
             fields["outputs"] = outputs
         if cell_id is not None:
@@ -503,13 +504,11 @@ class NotebookClient:
             return
         ycell = nb.ycells[find(nb, cell_id)]
         current = ycell.get("metadata")
-        editable, deletable = lock_flags(current.to_py() if hasattr(current, "to_py") else current)
-        if not editable:
-            raise CellLocked(f"cell {cell_id} is locked (not editable)")
-        if structural and not deletable:
-            raise CellLocked(f"cell {cell_id} is locked (not deletable)")
-        if metadata is not None and lock_flags(metadata) != (editable, deletable):
-            raise CellLocked(f"only owners may lock or unlock cell {cell_id}")
+        flags = lock_flags(current.to_py() if hasattr(current, "to_py") else current)
+        flags_after = flags if metadata is None else lock_flags(metadata)
+        refusal = cell_refusal(cell_id, flags, flags_after, removed=structural)
+        if refusal:
+            raise CellLocked(refusal)
 
     def _edit(self, operation: Callable[[], Any]) -> Any:
         self._settle()

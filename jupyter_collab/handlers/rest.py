@@ -20,11 +20,11 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_ydoc import YNotebook
 from tornado import web
 
-from .. import cells
 from ..backplane import BackplaneUnavailable
-from ..documents import RoomKey
+from ..documents import cells
+from ..documents.kinds import RoomKey
 from ..permissions import Access, Role, identity
-from ..persistence.filesync import FileUnavailable
+from ..persistence.files import FileUnavailable
 from ..rooms.document import DocumentRoom
 from ..rooms.gate import GateRefused
 from ..rooms.guard import ChangeRefused

@@ -24,9 +24,9 @@ from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler, WebSocketProtocol13
 
 from ..backplane import BackplaneUnavailable
-from ..documents import BadRoomId
+from ..documents.kinds import BadRoomId
 from ..permissions import Access, Role, identity
-from ..persistence.filesync import FileUnavailable
+from ..persistence.files import FileUnavailable
 from ..protocol import (
     AwarenessMessage,
     CloseCode,

@@ -8,8 +8,8 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
 from ..backplane import BackplaneUnavailable
-from ..documents import DOCUMENT_KINDS, BadRoomId, RoomKey
-from ..persistence.filesync import FileUnavailable
+from ..documents.kinds import DOCUMENT_KINDS, BadRoomId, RoomKey
+from ..persistence.files import FileUnavailable
 from ..rooms.gate import GateRefused
 
 

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from jupyter_ydoc import YNotebook
 from pycrdt import TransactionEvent, get_state, merge_updates
 
-from ..documents import RoomKey, SharedDocument
+from ..documents.kinds import RoomKey, SharedDocument, content_hash
+from ..documents.merge import merge_notebook
 from ..permissions import Access
-from ..persistence.filesync import DocumentFile, FileContent, FileStat, FileUnavailable, content_hash
-from ..persistence.merge import merge_notebook
+from ..persistence.files import DocumentFile, FileContent, FileStat, FileUnavailable
 from ..persistence.store import HistoryStore, StoredDocument
 from ..protocol import (
     EMPTY_UPDATE,

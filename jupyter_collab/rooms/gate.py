@@ -23,10 +23,10 @@ from typing import Any, Protocol
 from jupyter_core.utils import ensure_async
 from tornado import web
 
-from ..documents import RoomKey, parse_room_id
+from ..documents.kinds import RoomKey, parse_room_id
 from ..paths import PathRefused, canonical_path, contents_root
 from ..permissions import Access, Role, identity
-from ..persistence.filesync import FileUnavailable
+from ..persistence.files import FileUnavailable
 from ..persistence.notebook_read import parse_notebook
 
 _RECHECK_BATCH = 200  # connections re-checked between two turns of the event loop

@@ -10,11 +10,8 @@ rebuilds the shadow from the live document. The shadow exists only in rooms wher
 users edit.
 
 The rule, for anyone who is not an owner:
-- a cell is *frozen* when its metadata has `editable: false` or the policy locks it for
-  the user: nothing of it may change (source, outputs, metadata, id), nor may it move or
-  go; a cell with `deletable: false` may not move or go;
-- nobody but an owner changes `editable`/`deletable` (on existing or moved cells) or adds
-  a cell carrying them;
+- the lock rule of `documents/locks.py` for each cell the change touches, moves, removes
+  or adds (frozen cells, undeletable cells, the lock flags themselves);
 - cell ids never change: cells are matched by id everywhere else (REST, merges, locks);
 - an update that depends on items the server does not have is refused: yrs would hold
   it and integrate it later, inside somebody else's change, where no check sees it;
@@ -32,6 +29,7 @@ from typing import Any, TypeVar
 from jupyter_ydoc import YNotebook
 from pycrdt import Doc, Map, get_update
 
+from ..documents.locks import LockFlags, cell_refusal, insert_refusal, lock_flags
 from ..permissions import Access
 from ..protocol import ProtocolError, Reader, decode_state_vector
 
@@ -40,19 +38,12 @@ T = TypeVar("T")
 UNKNOWN_DEPENDENCY = "the change depends on edits the server does not have; reload"
 
 
-def lock_flags(cell_metadata: Any) -> tuple[bool, bool]:
-    """(editable, deletable) from a cell's metadata (nbformat's own flags)."""
-    if not isinstance(cell_metadata, dict):
-        return True, True
-    return cell_metadata.get("editable", True) is not False, cell_metadata.get("deletable", True) is not False
-
-
 def _metadata(ycell: Any) -> Any:
     metadata = ycell.get("metadata")
     return metadata.to_py() if hasattr(metadata, "to_py") else metadata
 
 
-def _flags_of(ycell: Any) -> tuple[bool, bool]:
+def _flags_of(ycell: Any) -> LockFlags:
     return lock_flags(_metadata(ycell))
 
 
@@ -203,7 +194,8 @@ class LockGuard:
             live_index = index if before is None else before.get(cell_id)
             if live_index is not None:  # not a cell this very change added
                 flags = _flags_of(live_cells[live_index])
-                reason = self._cell_refusal(cell_id, flags, _flags_of(ycell), access)
+                locked = cell_id in access.locked_cells
+                reason = cell_refusal(cell_id, flags, _flags_of(ycell), policy_locked=locked)
                 if reason:
                     return Verdict(reason)
             if _trusted(ycell):
@@ -215,30 +207,24 @@ class LockGuard:
             untrusted.update(ycell.get("id") for ycell in self._inserted if _trusted(ycell))
         return Verdict(None, frozenset(untrusted))
 
-    @staticmethod
-    def _cell_refusal(
-        cell_id: str, flags: tuple[bool, bool], flags_after: tuple[bool, bool], access: Access
-    ) -> str | None:
-        if flags != flags_after:
-            return f"only owners may lock or unlock cell {cell_id}"
-        if not flags[0] or cell_id in access.locked_cells:
-            return f"cell {cell_id} is locked"
-        return None
-
     def _structural_refusal(self, before: dict[str, int], access: Access) -> str | None:
         remaining = {ycell.get("id") for ycell in self.shadow.ycells}
         inserted = {ycell.get("id"): _flags_of(ycell) for ycell in self._inserted}
         for ycell in self.live.ycells:  # in one pass: indexing a Y array walks it
             cell_id = ycell.get("id")
-            editable, deletable = _flags_of(ycell)
-            frozen = not editable or cell_id in access.locked_cells
             # JupyterLab moves a cell by deleting it and inserting a copy with the same id.
             moved = cell_id in inserted
-            if (cell_id not in remaining or moved) and (frozen or not deletable):
-                return f"cell {cell_id} is locked"
-            if moved and inserted[cell_id] != (editable, deletable):
-                return f"only owners may lock or unlock cell {cell_id}"
+            if cell_id in remaining and not moved:
+                continue
+            flags = _flags_of(ycell)
+            locked = cell_id in access.locked_cells
+            reason = cell_refusal(cell_id, flags, flags, policy_locked=locked, removed=True)
+            if reason is None and moved:
+                reason = cell_refusal(cell_id, flags, inserted[cell_id])
+            if reason:
+                return reason
         for cell_id, flags in inserted.items():
-            if cell_id not in before and flags != (True, True):
-                return "only owners may add locked cells"
+            reason = None if cell_id in before else insert_refusal(flags)
+            if reason:
+                return reason
         return None

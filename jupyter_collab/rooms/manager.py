@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..backplane import LocalBackplane
-from ..documents import BadRoomId, RoomKey, parse_room_id
-from ..persistence.filesync import DocumentFile
+from ..documents.kinds import BadRoomId, RoomKey, parse_room_id
+from ..persistence.files import DocumentFile
 from ..persistence.store import HistoryStore
 from ..persistence.watcher import FileWatcher
 from ..protocol import CloseCode

@@ -22,6 +22,7 @@ import nbformat
 from jupyter_core.utils import ensure_async
 from tornado.web import HTTPError
 
+from ..documents.kinds import content_hash
 from .notebook_read import file_hash, parse_notebook, reads_like_stock_manager
 
 
@@ -33,12 +34,6 @@ class FileUnavailable(Exception):
 class FileStat:
     mtime_ns: int
     size: int
-
-
-def content_hash(content: Any) -> str:
-    """A hash of document content that ignores formatting (key order, indentation)."""
-    text = content if isinstance(content, str) else json.dumps(content, sort_keys=True)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ jupyter-ydoc's `YNotebook` (schema 2.0.0), text files `YUnicode`, binary files `
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -15,9 +16,9 @@ from jupyter_ydoc import YBlob, YNotebook, YUnicode
 from jupyter_ydoc.ybasedoc import YBaseDoc
 from pycrdt import Doc
 
-from .persistence.merge import merge_notebook, merge_text, notebook_snapshot
-from .persistence.ynotebook_update import Unsupported, encode_notebook
-from .protocol import EMPTY_STATE_VECTOR
+from ..protocol import EMPTY_STATE_VECTOR
+from .encode import Unsupported, encode_notebook
+from .merge import merge_notebook, merge_text, notebook_snapshot
 
 # (format, type) pairs we serve, and the shared model for each.
 DOCUMENT_KINDS: dict[tuple[str, str], type[YBaseDoc]] = {
@@ -27,6 +28,12 @@ DOCUMENT_KINDS: dict[tuple[str, str], type[YBaseDoc]] = {
 }
 
 _FILE_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,200}$")
+
+
+def content_hash(content: Any) -> str:
+    """A hash of document content that ignores formatting (key order, indentation)."""
+    text = content if isinstance(content, str) else json.dumps(content, sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class BadRoomId(ValueError):

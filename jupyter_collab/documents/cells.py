@@ -17,7 +17,7 @@ from typing import Any
 
 from jupyter_ydoc import YNotebook
 
-from .persistence.merge import set_cell_field
+from .merge import set_cell_field
 
 CELL_TYPES = ("code", "markdown", "raw")
 CELL_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")  # nbformat 4.5's pattern, and its length cap
