@@ -8,7 +8,7 @@ Yjs v1 update encoding and applying that update once takes a tenth of the time.
 
 The document produced is the one `YNotebook.set` produces on an empty document, item for
 item in content (same root types, same keys, same nested types, numbers as floats as pycrdt
-stores them); `tests/test_ynotebook_update.py` checks it against `YNotebook.set`. Anything
+stores them); `tests/test_loading.py::test_encoded_notebook_is_what_ynotebook_set_makes` checks it against `YNotebook.set`. Anything
 this encoder does not recognise raises `Unsupported`, and the caller falls back to
 `YNotebook.set`.
 

@@ -68,7 +68,7 @@ def parse_room_id(room_id: str) -> RoomKey | None:
 
 def fill(model: YBaseDoc, content: Any) -> None:
     """Set a model's content; an empty notebook is filled with one encoded update, which
-    is several times faster than `YNotebook.set` (see persistence/ynotebook_update.py)."""
+    is several times faster than `YNotebook.set` (see documents/encode.py)."""
     if isinstance(model, YNotebook) and model.ydoc.get_state() == EMPTY_STATE_VECTOR:
         try:
             update = encode_notebook(content, client=model.ydoc.client_id)
