@@ -10,7 +10,7 @@ trusted or not from the notebook's signature.
 
 Only used when the contents manager is jupyter_server's own file manager reading a
 version-4 notebook; anything else (other managers, older formats to convert) goes through
-the contents manager. `tests/test_store.py::test_fast_notebook_read_matches_contents_manager`
+the contents manager. `tests/test_loading.py::test_fast_read_matches_contents_manager`
 checks that both read the same content.
 """
 
