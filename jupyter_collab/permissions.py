@@ -26,6 +26,8 @@ from jupyter_core.utils import ensure_async
 from traitlets import Dict, List, Unicode
 from traitlets.config import LoggingConfigurable
 
+from .protocol import role_notice
+
 
 class Role(StrEnum):
     OWNER = "owner"
@@ -89,13 +91,12 @@ class Access:
     def notice(self) -> dict:
         """What a client is told of its rights (on join and on every change), so that a
         front end can make the document or some cells read-only instead of being refused."""
-        return {
-            "type": "role",
-            "role": self.role.value,
-            "can_edit": self.role.can_edit,
-            "can_lock": self.role.can_lock,
-            "locked_cells": sorted(self.locked_cells),
-        }
+        return role_notice(
+            self.role.value,
+            can_edit=self.role.can_edit,
+            can_lock=self.role.can_lock,
+            locked_cells=sorted(self.locked_cells),
+        )
 
 
 class PermissionPolicy(LoggingConfigurable):

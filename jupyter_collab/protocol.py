@@ -216,6 +216,52 @@ def decode_server_notice(frame: bytes) -> dict | None:
     return body if isinstance(body, dict) else None
 
 
+# -- JSON notices on the custom channel, and the JSON reasons of a 1003 close --------------
+# Their shapes are the contract of docs/wire-protocol.md; server and Python client build and
+# read them only through these.
+
+VIEWERS_CANNOT_SAVE = "viewers cannot save"
+CLOSE_REASON_MAX_BYTES = 123  # RFC 6455: a close frame's reason fits in 123 bytes
+
+
+def role_notice(role: str, *, can_edit: bool, can_lock: bool, locked_cells: list[str]) -> dict:
+    """A client's rights, sent on join and on every change of them."""
+    return {
+        "type": "role",
+        "role": role,
+        "can_edit": can_edit,
+        "can_lock": can_lock,
+        "locked_cells": locked_cells,
+    }
+
+
+def denied_notice(role: str, reason: str) -> dict:
+    """A change or save of the client's was refused (then it is closed to reload, except
+    for a viewer's save)."""
+    return {"type": "denied", "role": role, "reason": reason}
+
+
+def save_reply(request_id: int, status: str) -> dict:
+    """The answer to a save request: "success", "skipped" or "failed"."""
+    return {"type": "save", "responseTo": request_id, "status": status}
+
+
+def reload_reason(reason: str, message: str) -> str:
+    """The JSON reason of a 1003 close, which JupyterLab's provider reads to start afresh:
+    `reason` is "permission_denied" or "unknown_session"; `message` is cut to fit."""
+    body = {"reason": reason, "reloadable": True, "errorReason": ""}
+    room = CLOSE_REASON_MAX_BYTES - len(json.dumps(body, separators=(",", ":")).encode())
+    body["errorReason"] = message.encode()[: max(room, 0)].decode(errors="ignore")
+    return json.dumps(body, separators=(",", ":"))
+
+
+def unrelated_histories(ours: dict[int, int], theirs: dict[int, int]) -> bool:
+    """Whether two documents' state vectors both have history and share none of it: then
+    merging the two CRDT histories would double every cell (a server restarted without
+    its history store, or a client of another server)."""
+    return bool(ours) and bool(theirs) and not (ours.keys() & theirs.keys())
+
+
 def decode_state_vector(state: bytes) -> dict[int, int]:
     """Decode a Yjs state vector (client id -> clock); raises ProtocolError if malformed."""
     reader = Reader(state)

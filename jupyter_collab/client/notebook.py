@@ -26,7 +26,11 @@ from ..documents.cells import (
     read_cells,
 )
 from ..documents.locks import cell_refusal, insert_refusal, lock_flags
-from ..protocol import EMPTY_UPDATE, CloseCode
+from ..protocol import (
+    EMPTY_UPDATE,
+    VIEWERS_CANNOT_SAVE,
+    CloseCode,
+)
 from .changes import (
     AccessDenied,
     CellLocked,
@@ -522,7 +526,7 @@ class NotebookClient:
         if room is None:
             return
         for notice in room.notices[self._notices_seen :]:
-            if notice.get("type") == "denied" and notice.get("reason") != "viewers cannot save":
+            if notice.get("type") == "denied" and notice.get("reason") != VIEWERS_CANNOT_SAVE:
                 self._refusals.append(str(notice.get("reason") or "change refused"))
         self._notices_seen = len(room.notices)
 

@@ -29,6 +29,7 @@ from ..protocol import (
     encode_awareness,
     save_request_frame,
     sync_frame,
+    unrelated_histories,
 )
 
 
@@ -257,7 +258,7 @@ class RoomClient:
             ours = decode_state_vector(self.doc.get_state())
         except ProtocolError:
             return False
-        return bool(theirs) and bool(ours) and not (theirs.keys() & ours.keys())
+        return unrelated_histories(ours, theirs)
 
     def _on_custom(self, body: dict[str, Any]) -> None:
         self.notices.append(body)

@@ -8,9 +8,9 @@ Yjs v1 update encoding and applying that update once takes a tenth of the time.
 
 The document produced is the one `YNotebook.set` produces on an empty document, item for
 item in content (same root types, same keys, same nested types, numbers as floats as pycrdt
-stores them); `tests/test_loading.py::test_encoded_notebook_is_what_ynotebook_set_makes` checks it against `YNotebook.set`. Anything
-this encoder does not recognise raises `Unsupported`, and the caller falls back to
-`YNotebook.set`.
+stores them); `tests/test_loading.py::test_encoded_notebook_is_what_ynotebook_set_makes`
+checks it against `YNotebook.set`. Anything this encoder does not recognise raises
+`Unsupported`, and the caller falls back to `YNotebook.set`.
 
 Encoding (y-protocols / Yjs "update v1", as yrs reads it): one client's structs in clock
 order, each an Item: an info byte (content kind in the low 5 bits, 0x80 when it has a left

@@ -29,12 +29,17 @@ from ..persistence.files import DocumentFile, FileContent, FileStat, FileUnavail
 from ..persistence.store import HistoryStore, StoredDocument
 from ..protocol import (
     EMPTY_UPDATE,
+    VIEWERS_CANNOT_SAVE,
     CloseCode,
     ProtocolError,
     SyncMessage,
     SyncType,
     decode_state_vector,
+    denied_notice,
+    reload_reason,
+    save_reply,
     sync_frame,
+    unrelated_histories,
 )
 from .guard import ChangeRefused, LockGuard, Verdict, untrust
 from .room import Connection, Room, RoomEvents
@@ -310,9 +315,8 @@ class DocumentRoom(Room):
             "jupyter_collab: refused a change from %s to %s: %s", conn.label, self.room_id, reason
         )
         self.events.emit("denied", self, conn, reason=reason)
-        conn.notify({"type": "denied", "role": conn.access.role.value, "reason": reason})
-        close_reason = {"reason": "permission_denied", "reloadable": True, "errorReason": reason[:60]}
-        conn.close_with(CloseCode.RELOAD, json.dumps(close_reason, separators=(",", ":")))
+        conn.notify(denied_notice(conn.access.role.value, reason))
+        conn.close_with(CloseCode.RELOAD, reload_reason("permission_denied", reason))
 
     def _is_foreign(self, conn: Connection) -> bool:
         """True when the client's history shares nothing with ours (e.g. we restarted
@@ -320,8 +324,7 @@ class DocumentRoom(Room):
         peer = self._peer_states.get(conn)
         if not peer:
             return False
-        own = decode_state_vector(self.document.ydoc.get_state())
-        return bool(own) and not (peer.keys() & own.keys())
+        return unrelated_histories(decode_state_vector(self.document.ydoc.get_state()), peer)
 
     def _adopt_foreign(self, conn: Connection, update: bytes) -> None:
         """Merge a foreign client's content by cell id, then ask it to reload."""
@@ -350,13 +353,8 @@ class DocumentRoom(Room):
             self.room_id,
         )
         self._peer_states.pop(conn, None)
-        # A close reason must fit in 123 bytes, hence the terse message.
-        reason = {
-            "reason": "unknown_session",
-            "reloadable": True,
-            "errorReason": "Server restarted; your edits were merged. Please reload.",
-        }
-        conn.close_with(CloseCode.RELOAD, json.dumps(reason, separators=(",", ":")))
+        message = "Server restarted; your edits were merged. Please reload."
+        conn.close_with(CloseCode.RELOAD, reload_reason("unknown_session", message))
 
     # -- saving ----------------------------------------------------------------------------
 
@@ -384,13 +382,13 @@ class DocumentRoom(Room):
     async def handle_save(self, conn: Connection, request_id: int) -> dict:
         if not conn.access.role.can_edit:
             self.log.warning("jupyter_collab: refused a save request from %s (viewer)", conn.label)
-            self.events.emit("denied", self, conn, reason="viewers cannot save")
-            conn.notify({"type": "denied", "role": conn.access.role.value, "reason": "viewers cannot save"})
-            return {"type": "save", "responseTo": request_id, "status": "failed"}
+            self.events.emit("denied", self, conn, reason=VIEWERS_CANNOT_SAVE)
+            conn.notify(denied_notice(conn.access.role.value, VIEWERS_CANNOT_SAVE))
+            return save_reply(request_id, "failed")
         if self._requested_save is None:
             self._requested_save = asyncio.get_running_loop().create_task(self._save_on_request())
         status = await asyncio.shield(self._requested_save)
-        return {"type": "save", "responseTo": request_id, "status": status}
+        return save_reply(request_id, status)
 
     async def _save_on_request(self) -> str:
         """One save for every request that arrives while it waits for the file: requests

@@ -29,6 +29,7 @@ from ..protocol import (
     SyncType,
     awareness_frame,
     custom_reply_frame,
+    save_reply,
     sync_frame,
 )
 from .awareness import AwarenessTable
@@ -145,7 +146,7 @@ class Room:
             conn.send(sync_frame(SyncType.STEP2, EMPTY_UPDATE))
 
     async def handle_save(self, conn: Connection, request_id: int) -> dict:
-        return {"type": "save", "responseTo": request_id, "status": "skipped"}
+        return save_reply(request_id, "skipped")
 
     # -- outgoing --------------------------------------------------------------------------
 
