@@ -67,6 +67,15 @@ class _Pending:
     updates: list[bytes] | None = None
     size: int = 0
 
+    def then(self, newer: _Pending | None) -> _Pending:
+        """This queue followed by a newer one for the same room (a newer snapshot wins)."""
+        if newer is None:
+            return self
+        if newer.snapshot is not None:
+            return newer
+        updates = [*(self.updates or []), *(newer.updates or [])]
+        return _Pending(self.snapshot, updates, self.size + newer.size)
+
 
 class HistoryStore:
     """SQLite-backed, batched, bounded store of CRDT histories (one file per server)."""
@@ -186,12 +195,21 @@ class HistoryStore:
         self._wake_up()
 
     async def flush(self) -> None:
-        """Write everything queued, in one transaction."""
+        """Write everything queued, in one transaction. If the write fails (a full disk, an
+        I/O error), what it held is queued again, ahead of what came meanwhile: dropping it
+        would leave a hole in the stored history, and a history with a hole loads as a
+        document that lacks those edits, while clients still have them."""
         async with self._lock:
             pending, self._pending = self._pending, {}
             bases, self._bases = self._bases, {}
-            if pending or bases:
-                await self._in_thread(self._write, pending, bases)
+            try:
+                if pending or bases:
+                    await self._in_thread(self._write, pending, bases)
+            except BaseException:  # cancelled too: the thread may not finish; updates are idempotent
+                for room, item in pending.items():
+                    self._pending[room] = item.then(self._pending.get(room))
+                self._bases = {**bases, **self._bases}
+                raise
             for room, size in list(self._stored_bytes.items()):
                 if size > self.compact_bytes and room in self._snapshotters:
                     self.replace(room, self._snapshotters[room]())
