@@ -14,9 +14,9 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Float, Instance, Int, TraitError, Type, Unicode, default, validate
 
 from .audit import AuditTrail
-from .authorizers import warn_if_policy_unenforced
 from .backplane import make_backplane
 from .documents.kinds import RoomKey
+from .enforcement import warn_if_policy_unenforced
 from .handlers.permissions import RecheckHandler
 from .handlers.rest import REST_HANDLERS
 from .handlers.room import RateLimit, RoomHandler

@@ -18,7 +18,6 @@ beyond one path (folders, signing, locked cells: `authorizers_writes`) are looke
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from jupyter_server.auth.authorizer import Authorizer
@@ -35,7 +34,7 @@ from .authorizers_writes import (
     lock_refusal,
 )
 from .paths import PathRefused, contents_root
-from .permissions import PermissionPolicy, Role, RulesPolicy, leads_to
+from .permissions import Role, RulesPolicy, leads_to
 
 # What a non-owner may do on the server, by role. JupyterLab needs these reads to show a
 # notebook; writing files where the role is editor is the editor's; running code (kernels
@@ -219,25 +218,3 @@ class RulesAuthorizer(PathAuthorizer):
 
     async def leads_to_grant(self, handler: Any, user: Any, folder: str) -> bool:
         return user is not None and leads_to(folder, self.policy.granted_patterns(user))
-
-
-def warn_if_policy_unenforced(serverapp: Any, policy: PermissionPolicy, log: logging.Logger) -> str | None:
-    """At startup: a policy whose authorizer the server does not run governs the rooms
-    only, and the server's own routes ignore it (security review H4). Logs and returns the
-    warning, None when the pair matches."""
-    from .hub import HubAuthorizer, HubPolicy  # hub imports this module
-
-    pairs = ((RulesPolicy, RulesAuthorizer, "jupyter_collab.authorizers.RulesAuthorizer"),
-             (HubPolicy, HubAuthorizer, "jupyter_collab.hub.HubAuthorizer"))  # fmt: skip
-    authorizer = getattr(serverapp, "authorizer", None)
-    for policy_class, authorizer_class, name in pairs:
-        if isinstance(policy, policy_class) != isinstance(authorizer, authorizer_class):
-            message = (
-                f"jupyter_collab: the permission policy is {type(policy).__name__} but the "
-                f"server's authorizer is {type(authorizer).__name__}: /api/contents, /files/, "
-                f"kernels and terminals do not follow the policy's roles. Pair "
-                f"{policy_class.__name__} with c.ServerApp.authorizer_class = {name!r}."
-            )
-            log.warning(message)
-            return message
-    return None

@@ -26,8 +26,9 @@ from jupyter_server.auth.authorizer import AllowAllAuthorizer
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HTTPResponse
 from tornado.websocket import websocket_connect
 
-from jupyter_collab.authorizers import RulesAuthorizer, warn_if_policy_unenforced
+from jupyter_collab.authorizers import RulesAuthorizer
 from jupyter_collab.client import open_session
+from jupyter_collab.enforcement import warn_if_policy_unenforced
 from jupyter_collab.hub import HubPolicy
 from jupyter_collab.permissions import AuthorizerPolicy, RulesPolicy
 
