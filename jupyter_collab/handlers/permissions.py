@@ -21,6 +21,7 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
 from ..permissions import Role
+from .service import collab_of
 
 
 class RecheckHandler(APIHandler):
@@ -29,7 +30,7 @@ class RecheckHandler(APIHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        collab = self.settings["jupyter_collab"]
+        collab = collab_of(self)
         access = await collab.access(self.current_user, "", self)
         if access.role is not Role.OWNER:
             raise web.HTTPError(403, "only owners may ask for a permission re-check")

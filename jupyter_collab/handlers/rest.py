@@ -28,6 +28,7 @@ from ..persistence.files import FileUnavailable
 from ..rooms.document import DocumentRoom
 from ..rooms.gate import GateRefused
 from ..rooms.guard import ChangeRefused
+from .service import CollabService, collab_of
 
 T = TypeVar("T")
 
@@ -43,8 +44,8 @@ class RestHandler(APIHandler):
     auth_resource = "contents"
 
     @property
-    def collab(self) -> Any:
-        return self.settings["jupyter_collab"]
+    def collab(self) -> CollabService:
+        return collab_of(self)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]

@@ -41,6 +41,7 @@ from ..protocol import (
 from ..rooms.gate import GateRefused
 from ..rooms.manager import UnknownRoom
 from ..rooms.room import Room
+from .service import CollabService, collab_of
 
 _MAX_REASON_BYTES = 123  # a close frame's reason must fit in 125 bytes with the code
 _REMEMBERED_FRAME_BYTES = 65536
@@ -143,8 +144,8 @@ class RoomHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         10,000 connections' ~24 KB each."""
 
     @property
-    def collab(self) -> Any:
-        return self.settings["jupyter_collab"]
+    def collab(self) -> CollabService:
+        return collab_of(self)
 
     @property
     def max_message_size(self) -> int:  # type: ignore[override]

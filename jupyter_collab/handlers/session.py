@@ -11,6 +11,7 @@ from ..backplane import BackplaneUnavailable
 from ..documents.kinds import DOCUMENT_KINDS, BadRoomId, RoomKey
 from ..persistence.files import FileUnavailable
 from ..rooms.gate import GateRefused
+from .service import collab_of
 
 
 class SessionHandler(APIHandler):
@@ -20,7 +21,7 @@ class SessionHandler(APIHandler):
     async def put(self, path: str) -> None:
         # Not `@authorized`: it would demand "write" for a PUT, and viewers must be able to
         # open a session to watch. The permission policy decides.
-        collab = self.settings["jupyter_collab"]
+        collab = collab_of(self)
         try:
             body = json.loads(self.request.body or b"{}")
         except json.JSONDecodeError as exc:
