@@ -153,14 +153,14 @@ class AwarenessMessage:
 
 
 @dataclass(frozen=True)
-class CustomMessage:
-    """Type 2 frames; today only the save request (`"save"`, request id)."""
+class SaveRequest:
+    """A type 2 (custom) frame from a client: JupyterLab's "save", with a request id the
+    reply carries back. No other custom message is accepted."""
 
-    action: str
     request_id: int
 
 
-Message = SyncMessage | AwarenessMessage | CustomMessage
+Message = SyncMessage | AwarenessMessage | SaveRequest
 
 
 def decode_message(frame: bytes) -> Message:
@@ -178,7 +178,7 @@ def decode_message(frame: bytes) -> Message:
         action = reader.var_string()
         if action != "save":
             raise ProtocolError(f"unknown custom message {action[:40]!r}")
-        message = CustomMessage(action, reader.var_uint())
+        message = SaveRequest(reader.var_uint())
     else:
         raise ProtocolError(f"unknown message type {kind}")
     if not reader.at_end():

@@ -23,8 +23,8 @@ from ..protocol import (
     EMPTY_UPDATE,
     AwarenessMessage,
     CloseCode,
-    CustomMessage,
     Message,
+    SaveRequest,
     SyncMessage,
     SyncType,
     awareness_frame,
@@ -129,7 +129,7 @@ class Room:
                 self._schedule_flush()
         elif isinstance(message, SyncMessage):
             self.handle_sync(conn, message)
-        elif isinstance(message, CustomMessage):
+        elif isinstance(message, SaveRequest):
             task = asyncio.get_running_loop().create_task(self._reply_save(conn, message.request_id))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

@@ -130,10 +130,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       });
       // Toolbar buttons and menus re-ask isEnabled (see guardCommands).
       open.room.rightsChanged.connect(() => app.commands.notifyCommandChanged());
-      open.room.notice.connect((__, body) => {
-        if (body.type === 'denied') {
-          Notification.warning(`${open.path}: ${body.reason ?? 'change refused'}`, { autoClose: 5000 });
-        }
+      open.room.denied.connect((__, notice) => {
+        Notification.warning(`${open.path}: ${notice.reason || 'change refused'}`, { autoClose: 5000 });
       });
     });
 

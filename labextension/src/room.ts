@@ -1,6 +1,8 @@
 /**
- * One WebSocket connection to a jupyter-collab room: Yjs sync, awareness and our custom
- * channel (message type 2, a var-string JSON), with reconnection and clear close reasons.
+ * One WebSocket connection to a jupyter-collab room, as a state machine: connecting,
+ * connected, reconnecting with backoff, failed; Yjs sync and awareness over it, the role
+ * that decides what we may send, and save requests. The frames and close codes are
+ * protocol.ts's, the room's address is session.ts's.
  *
  * Written instead of using y-websocket because we need what it hides: the close code and
  * reason, the role notice before sync step 1 (a viewer must never send a non-empty
@@ -9,29 +11,31 @@
  * unsaved edits" state.
  */
 import * as Y from 'yjs';
-import * as encoding from 'lib0/encoding';
-import * as decoding from 'lib0/decoding';
-import {
-  Awareness,
-  applyAwarenessUpdate,
-  encodeAwarenessUpdate,
-  removeAwarenessStates
-} from 'y-protocols/awareness';
-import { URLExt } from '@jupyterlab/coreutils';
+import { Awareness, applyAwarenessUpdate, encodeAwarenessUpdate, removeAwarenessStates } from 'y-protocols/awareness';
 import { ServerConnection } from '@jupyterlab/services';
 import { PromiseDelegate } from '@lumino/coreutils';
 import { ISignal, Signal } from '@lumino/signaling';
-
-const MSG_SYNC = 0;
-const MSG_AWARENESS = 1;
-const MSG_CUSTOM = 2;
-const SYNC_STEP1 = 0;
-const SYNC_STEP2 = 1;
-const SYNC_UPDATE = 2;
-/** A Yjs update that changes nothing: what a viewer answers to the server's step 1. */
-const EMPTY_UPDATE = new Uint8Array([0, 0]);
-
-export type Role = 'owner' | 'editor' | 'viewer';
+import {
+  EMPTY_UPDATE,
+  ICloseAction,
+  IDeniedNotice,
+  IRoleNotice,
+  NORMAL_CLOSURE,
+  Notice,
+  Role,
+  SaveStatus,
+  SyncType,
+  UNEXPLAINED_CLOSES,
+  awarenessFrame,
+  awarenessLeftUpdate,
+  decodeFrame,
+  describeClose,
+  saveRequestFrame,
+  syncStep1Frame,
+  syncStep2Frame,
+  syncUpdateFrame
+} from './protocol';
+import { FatalSessionError, IRoomTarget, roomUrl } from './session';
 
 /** The rights the server tells each connection on join and whenever they change. */
 export interface IRights {
@@ -53,99 +57,14 @@ export interface IStatus {
   retryInMs: number;
 }
 
-/** What to do after a close code. */
-interface ICloseAction {
-  retry: boolean;
-  message: string;
-  /** The first retry's delay, in ms (for restarts, soon). */
-  firstDelay?: number;
-  /** Ask the user to reload the page (the server says our state cannot be used). */
-  reload?: boolean;
-}
-
-/** Turn the server's close codes (README "Bad input", "Permissions") into messages. */
-export function describeClose(code: number, reason: string): ICloseAction {
-  let payload: { reason?: string; errorReason?: string; reloadable?: boolean } = {};
-  if (code === 1003) {
-    try {
-      payload = JSON.parse(reason);
-    } catch {
-      payload = { reason: 'unknown', errorReason: reason };
-    }
-    switch (payload.reason) {
-      case 'permission_denied':
-        return {
-          retry: false,
-          reload: true,
-          message:
-            'The server refused a change: ' +
-            (payload.errorReason || 'you may only view this document') +
-            '. Reload to see the current version.'
-        };
-      case 'unknown_session':
-        return {
-          retry: false,
-          reload: true,
-          message:
-            'The server does not know this copy of the document (its history was reset). ' +
-            'Your content was merged in; reload to continue.'
-        };
-      case 'version_mismatch':
-        return { retry: false, reload: true, message: 'The server was updated: reload the page.' };
-      default:
-        return {
-          retry: false,
-          reload: !!payload.reloadable,
-          message: `The server closed the document: ${payload.errorReason || reason || 'unknown reason'}.`
-        };
-    }
-  }
-  switch (code) {
-    case 1012:
-      return { retry: true, firstDelay: 300, message: 'The server is restarting.' };
-    case 1013:
-      return { retry: true, message: 'The server asked us to reconnect (too far behind).' };
-    case 1008:
-      return {
-        retry: true,
-        firstDelay: 5000,
-        message: `Limit reached: ${reason || 'too many messages or connections'}.`
-      };
-    case 1009:
-      return { retry: true, message: 'A change was too large for the server.' };
-    case 4400:
-      return { retry: false, message: `The server did not understand us: ${reason}.` };
-    case 4401:
-    case 4403:
-      return { retry: false, message: 'You no longer have access to this document.' };
-    case 4404:
-      return { retry: false, message: 'This document no longer exists on the server.' };
-    case 4500:
-      return { retry: true, firstDelay: 2000, message: 'Server error.' };
-    default:
-      return { retry: true, message: 'Connection lost.' };
-  }
-}
-
-export interface IRoomOptions {
-  /** Fixed room id (awareness-only rooms), or a session request giving one. */
-  roomId?: string;
-  session?: { path: string; format: string; type: string };
+export interface IRoomOptions extends IRoomTarget {
   doc: Y.Doc;
   awareness: Awareness;
   serverSettings: ServerConnection.ISettings;
 }
 
-/** A session answer: where the room of a file is. */
-interface ISession {
-  format: string;
-  type: string;
-  fileId: string;
-  sessionId: string;
-}
-
-/** Thrown for session answers that retrying will not change (403, 404). */
-class FatalSessionError extends Error {}
+/** How long a save request waits for the server's reply. */
+const SAVE_TIMEOUT_MS = 15000;
 
 export class RoomConnection {
   constructor(options: IRoomOptions) {
@@ -191,9 +110,9 @@ export class RoomConnection {
     return this._rightsChanged;
   }
 
-  /** Custom-channel JSON messages other than role and save replies. */
-  get notice(): ISignal<this, Record<string, any>> {
-    return this._notice;
+  /** The server refused a change or save of ours. */
+  get denied(): ISignal<this, IDeniedNotice> {
+    return this._denied;
   }
 
   /** The last close the user should act on (reload or lost access). */
@@ -201,12 +120,8 @@ export class RoomConnection {
     return this._fatal;
   }
 
-  get isDisposed(): boolean {
-    return this._disposed;
-  }
-
   /** Ask the server to save now; resolves with its status (viewers never ask). */
-  async save(): Promise<string> {
+  async save(): Promise<SaveStatus | 'timeout'> {
     if (this._rights && !this._rights.canEdit) {
       return 'skipped';
     }
@@ -215,14 +130,10 @@ export class RoomConnection {
       return 'skipped'; // the server saves what it has; our edits go with the resync
     }
     const id = ++this._saveCounter;
-    const reply = new PromiseDelegate<string>();
+    const reply = new PromiseDelegate<SaveStatus | 'timeout'>();
     this._saveWaiters.set(id, reply);
-    const encoder = encoding.createEncoder();
-    encoding.writeVarUint(encoder, MSG_CUSTOM);
-    encoding.writeVarString(encoder, 'save');
-    encoding.writeVarUint(encoder, id);
-    ws.send(encoding.toUint8Array(encoder));
-    const timeout = window.setTimeout(() => reply.resolve('timeout'), 15000);
+    ws.send(saveRequestFrame(id));
+    const timeout = window.setTimeout(() => reply.resolve('timeout'), SAVE_TIMEOUT_MS);
     try {
       return await reply.promise;
     } finally {
@@ -241,7 +152,7 @@ export class RoomConnection {
   /** Close and reopen now (e.g. after a role change made us an editor). */
   reconnect(): void {
     this._attempt = 0;
-    this._ws?.close(1000);
+    this._ws?.close(NORMAL_CLOSURE);
   }
 
   dispose(): void {
@@ -254,10 +165,11 @@ export class RoomConnection {
     this.doc.off('update', this._onDocUpdate);
     // Say goodbye in presence before closing, so others do not wait for a timeout.
     if (this._ws?.readyState === WebSocket.OPEN) {
-      this._send(this._awarenessFrame([this.doc.clientID], true));
+      const clock = (this.awareness.meta.get(this.doc.clientID)?.clock ?? 0) + 1;
+      this._send(awarenessFrame(awarenessLeftUpdate(this.doc.clientID, clock)));
     }
     this.awareness.off('update', this._onAwarenessUpdate);
-    this._ws?.close(1000);
+    this._ws?.close(NORMAL_CLOSURE);
     this._ws = null;
     this._ready.reject(new Error('closed'));
     this._ready.promise.catch(() => undefined);
@@ -265,24 +177,6 @@ export class RoomConnection {
   }
 
   // -- connection -----------------------------------------------------------------------
-
-  private async _roomUrl(): Promise<string> {
-    const settings = this._options.serverSettings;
-    let roomId = this._options.roomId ?? '';
-    const params = new URLSearchParams();
-    const session = this._options.session;
-    if (session) {
-      const answer = await requestSession(session, settings);
-      roomId = `${answer.format}:${answer.type}:${answer.fileId}`;
-      params.set('sessionId', answer.sessionId);
-    }
-    if (settings.appendToken && settings.token) {
-      params.set('token', settings.token);
-    }
-    const url = URLExt.join(settings.wsUrl, 'api/collaboration/room', roomId);
-    const query = params.toString();
-    return query ? `${url}?${query}` : url;
-  }
 
   private async _connect(): Promise<void> {
     if (this._disposed || this._requesting) {
@@ -292,7 +186,7 @@ export class RoomConnection {
     let url: string;
     this._requesting = true;
     try {
-      url = await this._roomUrl();
+      url = await roomUrl(this._options, this._options.serverSettings);
     } catch (error) {
       if (error instanceof FatalSessionError) {
         this._fail({ retry: false, message: error.message });
@@ -316,13 +210,9 @@ export class RoomConnection {
       this._attempt = 0;
       this._message = '';
       // Our step 1: the server answers with what we lack.
-      const encoder = encoding.createEncoder();
-      encoding.writeVarUint(encoder, MSG_SYNC);
-      encoding.writeVarUint(encoder, SYNC_STEP1);
-      encoding.writeVarUint8Array(encoder, Y.encodeStateVector(this.doc));
-      this._send(encoding.toUint8Array(encoder));
+      this._send(syncStep1Frame(Y.encodeStateVector(this.doc)));
       if (this.awareness.getLocalState() !== null) {
-        this._send(this._awarenessFrame([this.doc.clientID]));
+        this._sendAwareness([this.doc.clientID]);
       }
     };
     ws.onmessage = event => this._onMessage(new Uint8Array(event.data as ArrayBuffer));
@@ -339,7 +229,7 @@ export class RoomConnection {
         return;
       }
       const action = describeClose(event.code, event.reason);
-      if (event.code === 1000 || event.code === 1005 || event.code === 1006) {
+      if (UNEXPLAINED_CLOSES.has(event.code)) {
         action.message = this._message || action.message;
       }
       if (!action.retry) {
@@ -401,25 +291,22 @@ export class RoomConnection {
   // -- incoming -------------------------------------------------------------------------
 
   private _onMessage(data: Uint8Array): void {
-    const decoder = decoding.createDecoder(data);
-    const type = decoding.readVarUint(decoder);
-    if (type === MSG_SYNC) {
-      const kind = decoding.readVarUint(decoder);
-      const payload = decoding.readVarUint8Array(decoder);
-      if (kind === SYNC_STEP1) {
-        this._answerStep1(payload);
-      } else {
-        Y.applyUpdate(this.doc, payload, this);
-        if (kind === SYNC_STEP2 && !this._synced) {
-          this._synced = true;
-          this._setStatus('connected');
-          this._ready.resolve();
-        }
+    const frame = decodeFrame(data);
+    if (frame?.type === 'sync') {
+      if (frame.kind === SyncType.STEP1) {
+        this._answerStep1(frame.payload);
+        return;
       }
-    } else if (type === MSG_AWARENESS) {
-      applyAwarenessUpdate(this.awareness, decoding.readVarUint8Array(decoder), this);
-    } else if (type === MSG_CUSTOM) {
-      this._onCustom(decoding.readVarString(decoder));
+      Y.applyUpdate(this.doc, frame.payload, this);
+      if (frame.kind === SyncType.STEP2 && !this._synced) {
+        this._synced = true;
+        this._setStatus('connected');
+        this._ready.resolve();
+      }
+    } else if (frame?.type === 'awareness') {
+      applyAwarenessUpdate(this.awareness, frame.update, this);
+    } else if (frame?.type === 'notice') {
+      this._onNotice(frame.notice);
     }
   }
 
@@ -431,42 +318,36 @@ export class RoomConnection {
   private _answerStep1(stateVector: Uint8Array): void {
     const canEdit = this._rights?.canEdit ?? true;
     const update = canEdit ? Y.encodeStateAsUpdate(this.doc, stateVector) : EMPTY_UPDATE;
-    const encoder = encoding.createEncoder();
-    encoding.writeVarUint(encoder, MSG_SYNC);
-    encoding.writeVarUint(encoder, SYNC_STEP2);
-    encoding.writeVarUint8Array(encoder, update);
-    this._send(encoding.toUint8Array(encoder));
+    this._send(syncStep2Frame(update));
     if (canEdit && this._unsent) {
       this._unsent = false;
       this._statusChanged.emit(this.status);
     }
   }
 
-  private _onCustom(text: string): void {
-    let body: Record<string, any>;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      return;
-    }
-    if (body.type === 'role') {
-      const wasViewer = this._rights !== null && !this._rights.canEdit;
-      this._rights = {
-        role: body.role,
-        canEdit: !!body.can_edit,
-        canLock: !!body.can_lock,
-        lockedCells: Array.isArray(body.locked_cells) ? body.locked_cells : []
-      };
-      this._rightsChanged.emit(this._rights);
-      if (wasViewer && this._rights.canEdit && this._localOnly) {
-        this._localOnly = false;
-        // Local-only changes made while viewing: resync so the server gets them now.
-        this.reconnect();
-      }
-    } else if (body.type === 'save') {
-      this._saveWaiters.get(body.responseTo)?.resolve(String(body.status));
+  private _onNotice(notice: Notice): void {
+    if (notice.type === 'role') {
+      this._onRole(notice);
+    } else if (notice.type === 'save') {
+      this._saveWaiters.get(notice.responseTo)?.resolve(notice.status);
     } else {
-      this._notice.emit(body);
+      this._denied.emit(notice);
+    }
+  }
+
+  private _onRole(notice: IRoleNotice): void {
+    const wasViewer = this._rights !== null && !this._rights.canEdit;
+    this._rights = {
+      role: notice.role,
+      canEdit: notice.can_edit,
+      canLock: notice.can_lock,
+      lockedCells: notice.locked_cells
+    };
+    this._rightsChanged.emit(this._rights);
+    if (wasViewer && this._rights.canEdit && this._localOnly) {
+      this._localOnly = false;
+      // Local-only changes made while viewing: resync so the server gets them now.
+      this.reconnect();
     }
   }
 
@@ -490,11 +371,7 @@ export class RoomConnection {
       }
       return;
     }
-    const encoder = encoding.createEncoder();
-    encoding.writeVarUint(encoder, MSG_SYNC);
-    encoding.writeVarUint(encoder, SYNC_UPDATE);
-    encoding.writeVarUint8Array(encoder, update);
-    ws.send(encoding.toUint8Array(encoder));
+    ws.send(syncUpdateFrame(update));
   };
 
   private _onAwarenessUpdate = (
@@ -508,29 +385,12 @@ export class RoomConnection {
       id => id === this.doc.clientID
     );
     if (ours.length) {
-      this._send(this._awarenessFrame(ours));
+      this._sendAwareness(ours);
     }
   };
 
-  private _awarenessFrame(clients: number[], leaving = false): Uint8Array {
-    const encoder = encoding.createEncoder();
-    encoding.writeVarUint(encoder, MSG_AWARENESS);
-    let update: Uint8Array;
-    if (leaving) {
-      // A null state with a newer clock: "this client left".
-      const meta = this.awareness.meta.get(this.doc.clientID);
-      const clock = (meta?.clock ?? 0) + 1;
-      const inner = encoding.createEncoder();
-      encoding.writeVarUint(inner, 1);
-      encoding.writeVarUint(inner, this.doc.clientID);
-      encoding.writeVarUint(inner, clock);
-      encoding.writeVarString(inner, 'null');
-      update = encoding.toUint8Array(inner);
-    } else {
-      update = encodeAwarenessUpdate(this.awareness, clients);
-    }
-    encoding.writeVarUint8Array(encoder, update);
-    return encoding.toUint8Array(encoder);
+  private _sendAwareness(clients: number[]): void {
+    this._send(awarenessFrame(encodeAwarenessUpdate(this.awareness, clients)));
   }
 
   private _options: IRoomOptions;
@@ -549,32 +409,9 @@ export class RoomConnection {
   private _timer = 0;
   private _disposed = false;
   private _saveCounter = 0;
-  private _saveWaiters = new Map<number, PromiseDelegate<string>>();
+  private _saveWaiters = new Map<number, PromiseDelegate<SaveStatus | 'timeout'>>();
   private _statusChanged = new Signal<this, IStatus>(this);
   private _rightsChanged = new Signal<this, IRights>(this);
-  private _notice = new Signal<this, Record<string, any>>(this);
+  private _denied = new Signal<this, IDeniedNotice>(this);
   private _fatal = new Signal<this, ICloseAction>(this);
-}
-
-/** PUT /api/collaboration/session/{path}: the room of a file (403/404 are final). */
-async function requestSession(
-  session: { path: string; format: string; type: string },
-  settings: ServerConnection.ISettings
-): Promise<ISession> {
-  const url = URLExt.join(settings.baseUrl, 'api/collaboration/session', encodeURIComponent(session.path));
-  const response = await ServerConnection.makeRequest(
-    url,
-    { method: 'PUT', body: JSON.stringify({ format: session.format, type: session.type }) },
-    settings
-  );
-  if (response.status === 403) {
-    throw new FatalSessionError('You do not have access to this document.');
-  }
-  if (response.status === 404) {
-    throw new FatalSessionError('This document does not exist on the server.');
-  }
-  if (!response.ok) {
-    throw new Error(`session request failed: ${response.status}`);
-  }
-  return (await response.json()) as ISession;
 }
