@@ -445,7 +445,7 @@ async def test_sync_client_operations_and_changes(server):
     watching = threading.Event()
 
     def script() -> list[Change]:
-        with NotebookClient.sync(server.url, path, token=TOKEN, name="sync-bot") as nb:
+        with SyncNotebookClient(server.url, path, token=TOKEN, name="sync-bot") as nb:
             (one,) = nb.cells()
             added = nb.insert("two", after=one["id"])
             nb.patch(added["id"], source="two!", metadata={"tags": ["bot"]}, expect=added["hash"])

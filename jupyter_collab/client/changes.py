@@ -1,5 +1,5 @@
-"""What programs are told: the errors a notebook client raises, and `Change`, what changed
-in the notebook by cell id (computed from two snapshots of cell ids and content hashes)."""
+"""`Change`: what changed in a notebook, by cell id, computed from two snapshots of cell ids
+and content hashes (so a program learns which cells moved or changed, not which CRDT items)."""
 
 from __future__ import annotations
 
@@ -9,30 +9,6 @@ from dataclasses import dataclass
 from jupyter_ydoc import YNotebook
 
 from ..documents.cells import read_cells
-
-
-class ReadOnlyError(PermissionError):
-    """This client's role on the document (e.g. viewer) does not allow edits."""
-
-
-class CellLocked(PermissionError):
-    """The cell is locked (metadata `editable`/`deletable` false) and we are not an owner."""
-
-
-class ChangeRefused(PermissionError):
-    """The server refused changes this client had made; they were dropped (see `reasons`)."""
-
-    def __init__(self, reasons: list[str]) -> None:
-        super().__init__("the server refused changes: " + "; ".join(reasons))
-        self.reasons = reasons
-
-
-class AccessDenied(PermissionError):
-    """No access to the document, or access revoked while connected (HTTP 401/403, 4403)."""
-
-
-class ClientClosedError(RuntimeError):
-    """The client was closed (or gave up); no more operations."""
 
 
 @dataclass(frozen=True)
@@ -57,10 +33,11 @@ class Change:
         return bool(self.inserted or self.deleted or self.changed or self.moved)
 
 
-_Snapshot = tuple[tuple[str, ...], dict[str, str]]  # cell ids in order, id -> hash
+Snapshot = tuple[tuple[str, ...], dict[str, str]]  # cell ids in order, id -> hash
 
 
-def _snapshot(ynb: YNotebook) -> _Snapshot:
+def take_snapshot(ynb: YNotebook) -> Snapshot:
+    """The notebook's cell ids in order and each cell's content hash: all `diff` needs."""
     cells = read_cells(ynb)
     return tuple(c["id"] for c in cells), {c["id"]: c["hash"] for c in cells}
 
@@ -89,7 +66,8 @@ def _moved(before: list[str], after: list[str]) -> set[str]:
     return set(before) - keep
 
 
-def _diff(old: _Snapshot, new: _Snapshot, local: bool) -> Change:
+def diff(old: Snapshot, new: Snapshot, local: bool) -> Change:
+    """What changed between two snapshots; `local` says whose edits they were."""
     old_order, old_hashes = old
     new_order, new_hashes = new
     common = [cell_id for cell_id in old_order if cell_id in new_hashes]

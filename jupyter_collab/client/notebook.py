@@ -1,19 +1,17 @@
 """`NotebookClient`: a program joins a notebook as a named collaborator and edits it by
-cell id, with reconnection, the server's refusals turned into exceptions, and change streams."""
+cell id. The client is the cell API; it delegates keeping the connection up to
+`supervisor.py`, telling watchers what changed to `feed.py`, and turning the server's
+refusals into exceptions to `refusals.py`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import logging
-import random
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jupyter_ydoc import YNotebook
 from pycrdt import Doc, TransactionEvent
-from tornado.httpclient import HTTPClientError
 
 from .. import __version__
 from ..documents.cells import (
@@ -26,45 +24,16 @@ from ..documents.cells import (
     read_cells,
 )
 from ..documents.locks import cell_refusal, insert_refusal, lock_flags
-from ..protocol import (
-    EMPTY_UPDATE,
-    VIEWERS_CANNOT_SAVE,
-    CloseCode,
-)
-from .changes import (
-    AccessDenied,
-    CellLocked,
-    Change,
-    ChangeRefused,
-    ClientClosedError,
-    ReadOnlyError,
-    _diff,
-    _Snapshot,
-    _snapshot,
-)
-from .room import RoomClient, RoomClosed, open_session, room_url
-
-if TYPE_CHECKING:
-    from .sync import SyncNotebookClient
+from ..protocol import EMPTY_UPDATE
+from .changes import Change
+from .errors import CellLocked, ClientClosedError, ReadOnlyError
+from .feed import ChangeFeed, ChangeStream
+from .refusals import Refusals
+from .room import RoomClient, RoomClosed
+from .supervisor import Supervisor
 
 AGENT = f"jupyter-collab-client/{__version__}"
 _UNSET: Any = object()
-
-# How a closed connection is handled (close codes: docs/wire-protocol.md); any other
-# code (1012 restart, 4500 server error, none) reconnects with the usual backoff.
-_RELOAD_CODES = {CloseCode.RELOAD}  # the server merged what it could, or refused a change: start afresh
-_FATAL_CODES = {  # retrying would give the same answer
-    CloseCode.TOO_BIG,
-    CloseCode.BAD_REQUEST,
-    CloseCode.FORBIDDEN,
-    CloseCode.NOT_FOUND,
-}
-_SLOW_DOWN_CODES = {  # over a limit or too slow: reconnect, but not at once
-    CloseCode.POLICY_VIOLATION,
-    CloseCode.TRY_AGAIN_LATER,
-}
-
-log = logging.getLogger("jupyter_collab.client")
 
 
 class NotebookClient:
@@ -112,26 +81,18 @@ class NotebookClient:
         self.ping_interval = ping_interval
         self.send_interval = send_interval
         self.user = {"agent": AGENT, "program": True, "program_name": name, "name": name}
-        self.reconnects = 0  # how many times the connection was re-established
-        self.reloads = 0  # how many times the client started over from a fresh document
-        self._room: RoomClient | None = None
         self._ynb: YNotebook | None = None
-        self._subscription: Any = None
-        self._fresh = False  # the current document is new and not synced yet
-        self._online = asyncio.Event()
-        self._supervisor: asyncio.Task | None = None
-        self._closing = False
-        self._failure: BaseException | None = None
         self._local_seq = 0  # local edits made
         self._acked_seq = 0  # local edits the server is known to have
-        self._refusals: list[str] = []
-        self._notices_seen = 0
-        self._watchers: list[tuple[Any, bool]] = []  # (queue or callback, include local changes)
-        self._snapshot: _Snapshot | None = None
-        self._dirty_local = False
-        self._dirty_remote = False
-        self._settle_scheduled = False
-        self._closers: set[asyncio.Task] = set()  # old connections being closed
+        self._refusals = Refusals()
+        self._feed = ChangeFeed(  # the lambdas read the supervisor, made next, when called
+            ready=lambda: self._supervisor.doc_ready,
+            notebook=self.notebook,
+            closed=lambda: self._supervisor.stopped,
+        )
+        self._supervisor = Supervisor(
+            self, self._feed, on_transaction=self._on_transaction, before_afresh=self._before_afresh
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -150,55 +111,27 @@ class NotebookClient:
             await self.flush(timeout=min(self.timeout, 5.0))
         await self.close()
 
-    @classmethod
-    def sync(cls, server_url: str, path: str, **options: Any) -> SyncNotebookClient:
-        """The blocking variant, for scripts: `with NotebookClient.sync(url, path, token=...) as nb:`."""
-        from .sync import SyncNotebookClient  # the sync client wraps this one
-
-        return SyncNotebookClient(server_url, path, **options)
-
     async def open(self) -> NotebookClient:
         """Open the session, join the room and wait until synced."""
-        if self._room is not None:
-            raise RuntimeError("already open")
-        self._attach(self._new_room())
-        try:
-            await self._connect(self.room)
-        except BaseException as exc:
-            await self.room.close()
-            self._detach()
-            self._room = None
-            if isinstance(exc, RoomClosed) and exc.code in _FATAL_CODES:
-                raise self._fatal_error(exc.code, exc.reason) from exc
-            if isinstance(exc, HTTPClientError) and exc.code in (401, 403, 404):
-                raise self._http_error(exc) from exc
-            raise
-        self._online.set()
-        self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
+        await self._supervisor.open()
         return self
 
     async def close(self) -> None:
         """Leave the room (without flushing: use `flush()` or the context manager)."""
-        if self._closing:
+        if self._supervisor.stopped:
             return
-        self._closing = True
-        self._online.clear()
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
-        if self._room is not None:
-            self._settle()
-            await self._room.close()
-            self._detach()
-        self._end_watchers(None)
+        await self._supervisor.stop()
+        if self._supervisor.room is not None:
+            self._feed.settle()
+            await self._supervisor.leave()
+        self._feed.end(None)
 
     @property
     def room(self) -> RoomClient:
         """The current low-level connection (replaced when the client starts afresh)."""
-        if self._room is None:
+        if self._supervisor.room is None:
             raise ClientClosedError("the client is not open")
-        return self._room
+        return self._supervisor.room
 
     @property
     def doc(self) -> Doc:
@@ -206,30 +139,43 @@ class NotebookClient:
 
     def notebook(self) -> YNotebook:
         """The live shared notebook (jupyter-ydoc); prefer the cell methods for edits."""
-        if self._ynb is None:
-            self._ynb = YNotebook(self.room.doc)
+        doc = self.room.doc
+        if self._ynb is None or self._ynb.ydoc is not doc:  # a new one after starting afresh
+            self._ynb = YNotebook(doc)
         return self._ynb
 
     @property
     def role(self) -> str | None:
         """The role the server announced: owner, editor or viewer."""
-        return self._room.role if self._room is not None else None
+        room = self._supervisor.room
+        return room.role if room is not None else None
 
     @property
     def connected(self) -> bool:
-        return self._room is not None and self._room.connected and self._room.synced.is_set()
+        return self._supervisor.connected
 
     @property
     def failure(self) -> BaseException | None:
         """Why the client gave up reconnecting, if it did."""
-        return self._failure
+        return self._supervisor.failure
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the connection was re-established."""
+        return self._supervisor.reconnects
+
+    @property
+    def reloads(self) -> int:
+        """How many times the client started over from a fresh document."""
+        return self._supervisor.reloads
 
     def collaborators(self) -> list[dict[str, Any]]:
         """The `user` field of everyone else in the room (as the server stamped it)."""
-        if self._room is None:
+        room = self._supervisor.room
+        if room is None:
             return []
-        own = self._room.doc.client_id
-        return [dict(s["user"]) for cid, s in self._room.awareness.items() if cid != own and "user" in s]
+        own = room.doc.client_id
+        return [dict(s["user"]) for cid, s in room.awareness.items() if cid != own and "user" in s]
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -346,9 +292,9 @@ class NotebookClient:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self.timeout if timeout is None else timeout)
         while self._acked_seq < self._local_seq:
-            self._check_open()
+            self._supervisor.check_open()
             target = self._local_seq
-            room = await self._wait_online(deadline)
+            room = await self._supervisor.wait_online(deadline)
             try:
                 await room.save(timeout=max(0.1, min(deadline - loop.time(), 10.0)))
             except RoomClosed:
@@ -357,12 +303,10 @@ class NotebookClient:
                 if loop.time() >= deadline:
                     raise
                 continue
-            if room is self._room:
+            if room is self._supervisor.room:
                 self._acked_seq = max(self._acked_seq, target)
-        self._collect_refusals()
-        if self._refusals:
-            reasons, self._refusals = self._refusals, []
-            raise ChangeRefused(reasons)
+        self._refusals.collect(self._supervisor.room)
+        self._refusals.raise_any()
 
     # -- watching --------------------------------------------------------------------------
 
@@ -376,124 +320,44 @@ class NotebookClient:
                 print(change.changed)
         ```
         """
-        return ChangeStream(self, local)
+        return ChangeStream(self._feed, local)
 
     def on_change(self, callback: Callable[[Change], Any], *, local: bool = False) -> Callable[[], None]:
         """Call `callback(change)` on every change (in the event loop); returns an unsubscribe
         function."""
-        self._watch(callback, local)
-        return lambda: self._unwatch(callback)
-
-    def _watch(self, target: Any, local: bool) -> None:
-        if self._closing:
-            raise ClientClosedError("the client is closed")
-        if self._snapshot is None and self._doc_ready():
-            self._snapshot = _snapshot(self.notebook())
-        self._watchers.append((target, local))
-
-    def _unwatch(self, target: Any) -> None:
-        self._watchers = [(t, local) for t, local in self._watchers if t is not target]
-        if not self._watchers:
-            self._snapshot = None
-
-    def _end_watchers(self, item: BaseException | None) -> None:
-        for target, _ in self._watchers:
-            if hasattr(target, "put_nowait"):
-                target.put_nowait(item)
-        self._watchers = []
-
-    def _on_transaction(self, event: TransactionEvent) -> None:
-        if event.update == EMPTY_UPDATE:
-            return
-        if self._room is not None and self._room._applying_remote:
-            self._dirty_remote = True
-        else:
-            self._local_seq += 1
-            self._dirty_local = True
-        if self._watchers and not self._settle_scheduled:
-            self._settle_scheduled = True
-            asyncio.get_running_loop().call_soon(self._settle)
-
-    def _settle(self) -> None:
-        """Tell the watchers what changed since the last time."""
-        self._settle_scheduled = False
-        if not (self._dirty_local or self._dirty_remote) or not self._doc_ready():
-            return
-        local = self._dirty_local and not self._dirty_remote
-        self._dirty_local = self._dirty_remote = False
-        if not self._watchers:
-            return
-        new = _snapshot(self.notebook())
-        old, self._snapshot = self._snapshot, new
-        if old is None:
-            return
-        change = _diff(old, new, local)
-        if not change:
-            return
-        for target, include_local in list(self._watchers):
-            if change.local and not include_local:
-                continue
-            if hasattr(target, "put_nowait"):
-                target.put_nowait(change)
-            else:
-                try:
-                    target(change)
-                except Exception:
-                    log.exception("jupyter_collab: a change callback failed")
+        self._feed.watch(callback, local)
+        return lambda: self._feed.unwatch(callback)
 
     # -- internals -------------------------------------------------------------------------
 
-    def _new_room(self) -> RoomClient:
-        return RoomClient(
-            "",
-            user=self.user,
-            ping_interval=self.ping_interval,
-            send_interval=self.send_interval,
-            apply_unrelated=False,
-            headers={"Authorization": f"token {self.token}"},
-        )
+    def _on_transaction(self, event: TransactionEvent) -> None:
+        """Count our own edits, which `flush()` waits for the server to have, and tell the feed."""
+        if event.update == EMPTY_UPDATE:
+            return
+        room = self._supervisor.room
+        local = room is None or not room.applying_remote
+        if local:
+            self._local_seq += 1
+        self._feed.mark(local=local)
 
-    def _attach(self, room: RoomClient) -> None:
-        self._room = room
-        self._ynb = None
-        self._notices_seen = 0
-        self._subscription = room.doc.observe(self._on_transaction)
-
-    def _detach(self) -> None:
-        if self._room is not None and self._subscription is not None:
-            self._room.doc.unobserve(self._subscription)
-        self._subscription = None
-
-    def _doc_ready(self) -> bool:
-        """False while a fresh document is still empty (not synced yet)."""
-        return not self._fresh or (self._room is not None and self._room.synced.is_set())
-
-    async def _connect(self, room: RoomClient) -> None:
-        session = await open_session(self.server_url, self.path, self.token)
-        room.url = room_url(self.server_url, session)
-        await room.connect(timeout=self.timeout)
-        if self._fresh:
-            self._fresh = False
-            self._dirty_remote = True
-            self._settle()
-
-    def _check_open(self) -> None:
-        if self._failure is not None:
-            raise self._failure
-        if self._closing or self._room is None:
-            raise ClientClosedError("the client is closed")
+    def _before_afresh(self, reason: str | None) -> None:
+        """The server closed us to start afresh: what we sent was merged or refused; keep
+        its refusals (the notices so far, or the close reason) for the next `flush()`."""
+        self._refusals.collect(self._supervisor.room)
+        self._refusals.connection_replaced(reason)
+        self._acked_seq = self._local_seq
 
     async def _ready(self) -> None:
         """Wait, if the document was just replaced by a fresh copy, until it is synced."""
-        self._check_open()
-        if self._fresh:
+        self._supervisor.check_open()
+        if self._supervisor.fresh:
             loop = asyncio.get_running_loop()
-            await self._wait_online(loop.time() + self.timeout)
-        self._settle()  # others' changes so far are reported before ours
+            await self._supervisor.wait_online(loop.time() + self.timeout)
+        self._feed.settle()  # others' changes so far are reported before ours
 
     async def _writable(self) -> YNotebook:
         await self._ready()
-        self._collect_refusals()
+        self._refusals.collect(self._supervisor.room)
         role = self.role
         if role is not None and role not in ("owner", "editor"):
             raise ReadOnlyError(f"{self.path}: this client is a {role} and cannot edit it")
@@ -515,165 +379,9 @@ class NotebookClient:
             raise CellLocked(refusal)
 
     def _edit(self, operation: Callable[[], Any]) -> Any:
-        self._settle()
+        """Run one edit, so that the feed reports it alone, as a local change."""
+        self._feed.settle()
         try:
             return operation()
         finally:
-            self._settle()
-
-    def _collect_refusals(self) -> None:
-        room = self._room
-        if room is None:
-            return
-        for notice in room.notices[self._notices_seen :]:
-            if notice.get("type") == "denied" and notice.get("reason") != VIEWERS_CANNOT_SAVE:
-                self._refusals.append(str(notice.get("reason") or "change refused"))
-        self._notices_seen = len(room.notices)
-
-    async def _wait_online(self, deadline: float) -> RoomClient:
-        loop = asyncio.get_running_loop()
-        while True:
-            self._check_open()
-            room = self._room
-            if self._online.is_set() and room is not None and room.connected and room.synced.is_set():
-                return room
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError(f"{self.path}: not connected to the server")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._online.wait(), min(remaining, 0.05))
-            if self._online.is_set():
-                await asyncio.sleep(0.01)  # set, but the connection is not usable yet
-
-    async def _supervise(self) -> None:
-        """Keep the connection up: reconnect with backoff, start afresh when told to."""
-        try:
-            while True:
-                room = self.room
-                await room.closed.wait()
-                self._online.clear()
-                await self._recover(room.close_code, room.close_reason)
-                if self._failure is not None:
-                    return
-                self._online.set()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a bug: do not leave callers waiting forever
-            log.exception("jupyter_collab: the client's connection supervisor failed")
-            self._fail(exc)
-
-    async def _recover(self, code: int | None, reason: str | None) -> None:
-        delay = self.min_backoff
-        while True:
-            if code in _FATAL_CODES:
-                self._fail(self._fatal_error(code, reason))
-                return
-            if code in _RELOAD_CODES:
-                self._start_afresh(reason)
-                wait = 0.0 if delay == self.min_backoff else delay
-            else:
-                wait = max(delay, 1.0) if code in _SLOW_DOWN_CODES else delay
-            await asyncio.sleep(wait * random.uniform(0.8, 1.2))
-            delay = min(delay * 2, self.max_backoff)
-            room = self.room
-            try:
-                await self._connect(room)
-            except RoomClosed as exc:
-                code, reason = exc.code, exc.reason
-                continue
-            except HTTPClientError as exc:
-                if exc.code in (401, 403, 404):
-                    self._fail(self._http_error(exc))
-                    return
-                code, reason = None, None
-            except Exception as exc:  # the server is not back yet, the network is down...
-                log.debug("jupyter_collab: reconnecting to %s failed: %r", self.path, exc)
-                # An unrelated history that the server did not resolve: start afresh anyway.
-                code, reason = (CloseCode.RELOAD, None) if room.unrelated else (None, None)
-            else:
-                self.reconnects += 1
-                return
-            if room.ws is not None:
-                await room.disconnect()
-
-    def _start_afresh(self, reason: str | None) -> None:
-        """The server merged what it could of our document (or refused a change): continue
-        from its copy, with a new document."""
-        self._collect_refusals()
-        try:
-            details = json.loads(reason or "{}")
-        except ValueError:
-            details = {}
-        if isinstance(details, dict) and details.get("reason") == "permission_denied" and not self._refusals:
-            self._refusals.append(str(details.get("errorReason") or "change refused"))
-        old = self.room
-        self._settle()
-        self._detach()
-        self._track_close(old)
-        self._fresh = True
-        self._acked_seq = self._local_seq  # what we sent was merged or refused
-        self.reloads += 1
-        self._attach(self._new_room())
-
-    def _track_close(self, room: RoomClient) -> None:
-        task = asyncio.get_running_loop().create_task(room.close())
-        self._closers.add(task)
-        task.add_done_callback(self._closers.discard)
-
-    def _http_error(self, error: HTTPClientError) -> BaseException:
-        if error.code == 404:
-            # The server answers a file you may not open exactly as a missing one.
-            return FileNotFoundError(f"{self.path}: no such file on the server, or no access to it")
-        return AccessDenied(f"{self.path}: no access ({error.code} {error.message})")
-
-    def _fatal_error(self, code: int | None, reason: str | None) -> BaseException:
-        if code == CloseCode.FORBIDDEN:
-            return AccessDenied(f"{self.path}: access denied or revoked ({reason})")
-        if code == CloseCode.NOT_FOUND:
-            return FileNotFoundError(f"{self.path}: no such file on the server ({reason})")
-        return RoomClosed(code, reason)
-
-    def _fail(self, error: BaseException) -> None:
-        log.warning("jupyter_collab: giving up on %s: %s", self.path, error)
-        self._failure = error
-        self._online.set()  # wake waiters: they raise the failure
-        self._end_watchers(error)
-
-
-class ChangeStream:
-    """An async iterator of `Change`s, from `NotebookClient.changes()`."""
-
-    def __init__(self, client: NotebookClient, local: bool) -> None:
-        self._client = client
-        self._queue: asyncio.Queue = asyncio.Queue()
-        self._done = False
-        client._watch(self._queue, local)
-
-    def __aiter__(self) -> ChangeStream:
-        return self
-
-    async def __anext__(self) -> Change:
-        if self._done:
-            raise StopAsyncIteration
-        item = await self._queue.get()
-        if item is None or isinstance(item, BaseException):
-            self.close()
-            if item is None:
-                raise StopAsyncIteration
-            raise item
-        return item
-
-    async def next(self, timeout: float | None = None) -> Change:
-        """The next change (TimeoutError if none comes within `timeout` seconds)."""
-        return await asyncio.wait_for(self.__anext__(), timeout)
-
-    def close(self) -> None:
-        if not self._done:
-            self._done = True
-            self._client._unwatch(self._queue)
-
-    async def __aenter__(self) -> ChangeStream:
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        self.close()
+            self._feed.settle()

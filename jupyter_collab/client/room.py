@@ -103,7 +103,6 @@ class RoomClient:
         self.close_code: int | None = None
         self.close_reason: str | None = None
         self.awareness: dict[int, dict[str, Any]] = {}
-        self.save_replies: dict[int, dict[str, Any]] = {}
         self.notices: list[dict[str, Any]] = []  # the server's JSON messages (role, refusals)
         self.role: str | None = None
         self._save_waiters: dict[int, asyncio.Future] = {}
@@ -164,6 +163,11 @@ class RoomClient:
     @property
     def connected(self) -> bool:
         return self.ws is not None and not self.closed.is_set()
+
+    @property
+    def applying_remote(self) -> bool:
+        """Whether the document's current transaction is the server's update, not a local edit."""
+        return self._applying_remote
 
     async def _write(self, frame: bytes) -> None:
         if self.ws is None:
@@ -266,7 +270,6 @@ class RoomClient:
             self.role = body.get("role")
         if body.get("type") == "save":
             request_id = body.get("responseTo")
-            self.save_replies[request_id] = body
             waiter = self._save_waiters.pop(request_id, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(body)

@@ -10,7 +10,9 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .changes import Change, ClientClosedError
+from .changes import Change
+from .errors import ClientClosedError
+from .feed import ChangeFeed, change_or_end
 from .notebook import NotebookClient
 
 
@@ -153,16 +155,18 @@ class SyncNotebookClient:
         """Changes from now on, as they happen; iteration stops after `timeout` seconds
         without one (if given) or when the client closes. `with nb.changes() as changes:`
         (or `changes.close()`) ends the subscription."""
-        stream = SyncChangeStream(self, timeout)
-        self._run(_call(self.client._watch, stream._queue, local))
+        feed = self.client._feed  # its streams take any queue: this one is thread-safe
+        stream = SyncChangeStream(self, feed, timeout)
+        self._run(_call(feed.watch, stream._queue, local))
         return stream
 
 
 class SyncChangeStream:
     """An iterator of `Change`s, from `SyncNotebookClient.changes()`."""
 
-    def __init__(self, owner: SyncNotebookClient, timeout: float | None) -> None:
+    def __init__(self, owner: SyncNotebookClient, feed: ChangeFeed, timeout: float | None) -> None:
         self._owner = owner
+        self._feed = feed
         self._timeout = timeout
         self._queue: queue.Queue = queue.Queue()
         self._done = False
@@ -177,19 +181,17 @@ class SyncChangeStream:
             item = self._queue.get(timeout=self._timeout)
         except queue.Empty:
             item = None
-        if item is None or isinstance(item, BaseException):
-            self.close()
-            if item is None:
-                raise StopIteration
-            raise item
-        return item
+        change = change_or_end(item, self.close)
+        if change is None:
+            raise StopIteration
+        return change
 
     def close(self) -> None:
         if not self._done:
             self._done = True
-            loop, client = self._owner._loop, self._owner._client
-            if loop is not None and client is not None and not loop.is_closed():
-                loop.call_soon_threadsafe(client._unwatch, self._queue)
+            loop = self._owner._loop
+            if loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(self._feed.unwatch, self._queue)
 
     def __enter__(self) -> SyncChangeStream:
         return self
