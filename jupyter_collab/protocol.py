@@ -255,6 +255,18 @@ def reload_reason(reason: str, message: str) -> str:
     return json.dumps(body, separators=(",", ":"))
 
 
+def refusal_in_reload_reason(close_reason: str | None) -> str | None:
+    """The refusal a 1003 close reports (`reload_reason("permission_denied", ...)`), if any:
+    None for another reason, or one that is no JSON object."""
+    try:
+        details = json.loads(close_reason or "{}")
+    except ValueError:
+        return None
+    if isinstance(details, dict) and details.get("reason") == "permission_denied":
+        return str(details.get("errorReason") or "change refused")
+    return None
+
+
 def unrelated_histories(ours: dict[int, int], theirs: dict[int, int]) -> bool:
     """Whether two documents' state vectors both have history and share none of it: then
     merging the two CRDT histories would double every cell (a server restarted without

@@ -5,9 +5,7 @@ and raises them, as `ChangeRefused`, from the next `flush()`."""
 
 from __future__ import annotations
 
-import json
-
-from ..protocol import VIEWERS_CANNOT_SAVE
+from ..protocol import VIEWERS_CANNOT_SAVE, refusal_in_reload_reason
 from .errors import ChangeRefused
 from .room import RoomClient
 
@@ -32,7 +30,7 @@ class Refusals:
     def connection_replaced(self, close_reason: str | None) -> None:
         """The server closed the connection (already `collect`ed) to start afresh: keep the
         refusal its close reason reports, unless a notice said it already."""
-        refusal = _refusal_in(close_reason)
+        refusal = refusal_in_reload_reason(close_reason)
         if refusal is not None and not self._reasons:
             self._reasons.append(refusal)
         self._notices_seen = 0  # the fresh connection's notices start over
@@ -42,14 +40,3 @@ class Refusals:
         if self._reasons:
             reasons, self._reasons = self._reasons, []
             raise ChangeRefused(reasons)
-
-
-def _refusal_in(close_reason: str | None) -> str | None:
-    """The refusal a 1003 close reports in its JSON reason (`protocol.reload_reason`), if any."""
-    try:
-        details = json.loads(close_reason or "{}")
-    except ValueError:
-        return None
-    if isinstance(details, dict) and details.get("reason") == "permission_denied":
-        return str(details.get("errorReason") or "change refused")
-    return None
