@@ -18,13 +18,14 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from functools import partial
 from http.cookiejar import CookieJar
 from pathlib import Path
 from typing import Any
 
 from jupyterhub.auth import DummyAuthenticator
 
-from .server import REPO, free_port
+from .harness import REPO, ManagedProcess, free_port, http_ready, pythonpath
 
 CACHE = Path(__file__).resolve().parent / ".hub-cache"
 CHP_VERSION = "^5"
@@ -137,28 +138,15 @@ c.ServerApp.authorizer_class = "jupyter_collab.hub.HubAuthorizer"
 """
 
 
-def wait_until_serving(proc: subprocess.Popen, url: str, log: Path, timeout: float) -> None:
-    """Wait until `url` answers 2xx/3xx; fail with the process's log if it exits or times out."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{proc.args} did not start:\n{log.read_text()}")
-
-
-class HubProcess:
+class HubProcess(ManagedProcess):
     """`jupyterhub` in a subprocess; `api()` speaks its REST API with a token."""
 
+    stop_timeout = 30.0  # on SIGTERM the Hub stops the servers it spawned and the proxy
+
     def __init__(self, base: Path) -> None:
+        super().__init__(base / "hub.log")
         self.base = base
         self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-        self.log_path = base / "hub.log"
 
     @property
     def url(self) -> str:
@@ -166,8 +154,6 @@ class HubProcess:
 
     def start(self, timeout: float = 60.0) -> HubProcess:
         base = str(self.base)
-        # The Hub imports our test authenticator; the servers it spawns, jupyter_collab.
-        pythonpath = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
         (self.base / "home").mkdir(parents=True, exist_ok=True)
         for user in PROFILES:
             config_dir = self.base / "jupyter-config" / user
@@ -182,34 +168,18 @@ class HubProcess:
             chp=configurable_http_proxy(),
             base=base,
             admin_token=ADMIN_TOKEN,
-            pythonpath=pythonpath,
+            pythonpath=pythonpath(),  # the servers it spawns import jupyter_collab
         )
         (self.base / "jupyterhub_config.py").write_text(config)
-        env = {**os.environ, "PYTHONPATH": pythonpath}
-        log = open(self.log_path, "a")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(
+        self.launch(
             [sys.executable, "-m", "jupyterhub", "-f", str(self.base / "jupyterhub_config.py")],
-            env=env,
+            ready=partial(http_ready, f"{self.url}/hub/api/"),  # through the proxy: 2xx once routed
+            timeout=timeout,
             cwd=self.base,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": pythonpath()},  # the Hub imports our test authenticator
+            interval=0.2,
         )
-        wait_until_serving(self.proc, f"{self.url}/hub/api/", self.log_path, timeout)
         return self
-
-    def log(self) -> str:
-        return self.log_path.read_text() if self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        """SIGTERM: the Hub stops the servers it spawned (cleanup_servers) and the proxy."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
 
     def api(self, method: str, path: str, token: str = ADMIN_TOKEN, body: Any = None) -> Any:
         request = urllib.request.Request(

@@ -17,10 +17,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +26,9 @@ import redis
 
 from jupyter_collab.client import RoomClient, open_session, room_url
 
-from .server import ServerProcess, free_port
+from .harness import ManagedProcess, free_port
+from .server import ServerProcess
+from .team import ROLES
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 OPENSSL = shutil.which("openssl")
@@ -43,7 +43,6 @@ BACKPLANE_ACL = (
     "+hset +hgetall +hexists +hdel +xadd +xread +xrange +xtrim +xinfo|stream "
     "+publish +subscribe +unsubscribe"
 )
-ROLES = {"alice": "owner", "bob": "editor", "carol": "viewer"}
 TOKEN = "alice-token"
 
 
@@ -54,17 +53,17 @@ def record_save(model: Any, path: str, contents_manager: Any, **kwargs: Any) -> 
         handle.write(json.dumps({"pid": os.getpid(), "path": path}) + "\n")
 
 
-class RedisServer:
+class RedisServer(ManagedProcess):
     def __init__(
         self, base: Path, *, password: str | None = None, acl_password: str | None = None, tls: bool = False
     ) -> None:
+        base.mkdir(parents=True, exist_ok=True)
+        super().__init__(base / "redis.log")
         self.dir = base
-        self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.password = password  # of the default user (requirepass)
         self.acl_password = acl_password  # of ACL_USER, with BACKPLANE_ACL
         self.tls_port = free_port() if tls else 0
-        self.proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
@@ -99,18 +98,17 @@ class RedisServer:
                 "ca.pem",
             ]
             args += ["--tls-cert-file", "server.pem", "--tls-key-file", "server.key"]
-        log = open(self.dir / "redis.log", "a")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(64).startswith((b"+PONG", b"-NOAUTH")):
-                        return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not start on port {self.port}")
+        self.launch(args, ready=self._answers_ping, timeout=timeout, cwd=self.dir, interval=0.05)
+        return self
+
+    def _answers_ping(self) -> bool:
+        """PONG, or NOAUTH from a server with a password: it is serving either way."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(64).startswith((b"+PONG", b"-NOAUTH"))
+        except OSError:
+            return False
 
     def _make_certificates(self) -> None:
         """A throwaway CA and a certificate for 127.0.0.1 signed by it."""
@@ -128,16 +126,6 @@ class RedisServer:
             "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
             "-extfile san.ext -out server.pem"
         )
-
-    def kill(self) -> None:
-        """SIGKILL: every key is lost (no persistence)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def restart(self) -> RedisServer:
-        self.kill()
-        return self.start()
 
 
 class ClusterServer(ServerProcess):

@@ -8,27 +8,17 @@ directories (so its history store and file ids survive, like a real restart).
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from .harness import ManagedProcess, free_port, http_ready, pythonpath
+
 TOKEN = "test-token"
-REPO = Path(__file__).resolve().parents[1]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class ServerProcess:
+class ServerProcess(ManagedProcess):
     def __init__(
         self,
         base: Path,
@@ -37,6 +27,7 @@ class ServerProcess:
         app: str = "jupyter_server",
         extra_config: str = "",
     ) -> None:
+        super().__init__(base / "server.log")
         self.base = base
         self.app = app  # "jupyter_server", or "jupyterlab" to serve the JupyterLab UI too
         self.extra_config = extra_config  # Python lines for the config file (other apps)
@@ -51,9 +42,7 @@ class ServerProcess:
             "file_poll_interval": 0.2,
             **(config or {}),
         }
-        self.proc: subprocess.Popen | None = None
         self.port = 0
-        self.log_path = base / "server.log"
 
     @property
     def url(self) -> str:
@@ -70,8 +59,7 @@ class ServerProcess:
             "JUPYTER_RUNTIME_DIR": str(self.base / "runtime"),
             "JUPYTER_CONFIG_DIR": str(self.base / "config"),
             "JUPYTER_PLATFORM_DIRS": "0",
-            # The tests' identity provider and policies are importable by the server.
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+            "PYTHONPATH": pythonpath(),  # the tests' identity provider and policies
         }
         args = [
             sys.executable,
@@ -87,45 +75,10 @@ class ServerProcess:
             f"--IdentityProvider.token={TOKEN}",
             "--ServerApp.log_level=INFO",
         ]
-        log = open(self.log_path, "a")  # noqa: SIM115 - lives as long as the process
-        log.write(f"\n==== start {time.ctime()}\n")
-        log.flush()
-        self.proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.base)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                urllib.request.urlopen(f"{self.url}/api/status?token={TOKEN}", timeout=1)
-                return self
-            except urllib.error.HTTPError:
-                return self  # it answers (the token may not be a user of this server)
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"server did not start:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text() if self.log_path.exists() else ""
-
-    def terminate(self, timeout: float = 20.0) -> float:
-        """SIGTERM; returns how long the server took to exit."""
-        assert self.proc is not None
-        started = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout)
-        return time.monotonic() - started
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                self.terminate()
-            except subprocess.TimeoutExpired:
-                self.kill()
+        # Any HTTP answer will do: the token may not be a user of this server.
+        ready = partial(http_ready, f"{self.url}/api/status?token={TOKEN}", any_status=True)
+        self.launch(args, ready=ready, timeout=timeout, cwd=self.base, env=env)
+        return self
 
     def restart(self) -> ServerProcess:
         self.stop()

@@ -32,7 +32,8 @@ from jupyter_collab.enforcement import warn_if_policy_unenforced
 from jupyter_collab.hub import HubPolicy
 from jupyter_collab.permissions import AuthorizerPolicy, RulesPolicy
 
-from .server import REPO, ServerProcess
+from .harness import REPO
+from .server import ServerProcess
 
 pytestmark = pytest.mark.timeout(240)
 

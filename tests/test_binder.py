@@ -36,9 +36,8 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from jupyter_collab.client import RoomClient, open_session, room_url
 
+from .harness import REPO, free_port, wait_until_serving
 from .helpers import eventually, sources
-from .hub_server import wait_until_serving
-from .server import REPO, free_port
 
 pytestmark = [
     pytest.mark.timeout(1200),
