@@ -1,19 +1,18 @@
-"""Fixtures: real Jupyter servers in subprocesses, and notebooks on their disks."""
+"""Fixtures only: real Jupyter servers in subprocesses, alone or with a team of users.
+
+Helpers the tests call live in helpers.py (and team.py, sessions.py, redis_cluster.py): a
+test module imports those, never this file nor another test module."""
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
 
-from jupyter_collab.client import RoomClient, open_session, room_url
-
-from .server import TOKEN, ServerProcess
+from .server import ServerProcess
+from .team import Team, team_server
 
 
 @pytest.fixture
@@ -38,39 +37,9 @@ def make_server(tmp_path: Path) -> Iterator[Any]:
         proc.stop()
 
 
-def write_notebook(root: Path, name: str | None = None, sources: list[str] | None = None) -> str:
-    """Write a notebook with one code cell per source; returns its API path."""
-    name = name or f"nb-{uuid.uuid4().hex[:8]}.ipynb"
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    for source in sources if sources is not None else ["print('hello')"]:
-        nb.cells.append(nbformat.v4.new_code_cell(source))
-    nbformat.write(nb, root / name)
-    return name
-
-
-def read_notebook(root: Path, path: str) -> dict[str, Any]:
-    return json.loads((root / path).read_text())
-
-
-async def join(
-    server: ServerProcess,
-    path: str,
-    *,
-    file_format: str = "json",
-    file_type: str = "notebook",
-    user: dict[str, Any] | None = None,
-    token: str = TOKEN,
-) -> RoomClient:
-    session = await open_session(server.url, path, token, file_format=file_format, file_type=file_type)
-    return await RoomClient(room_url(server.url, session, token), user=user).connect()
-
-
 @pytest.fixture
-def team(tmp_path: Path) -> Iterator[Any]:
+def team(tmp_path: Path) -> Iterator[Team]:
     """A server whose users alice, bob, carol, dave have roles from a file (tests/team.py)."""
-    from .team import team_server  # the team module uses this module's helpers
-
     team = team_server(tmp_path)
     yield team
     team.server.stop()
@@ -79,11 +48,9 @@ def team(tmp_path: Path) -> Iterator[Any]:
 @pytest.fixture
 def make_team(tmp_path: Path) -> Iterator[Any]:
     """Factory for team servers with custom CollabApp config or policy lines."""
-    from .team import team_server
+    teams: list[Team] = []
 
-    teams: list[Any] = []
-
-    def make(config: dict[str, Any] | None = None, policy: list[str] | None = None) -> Any:
+    def make(config: dict[str, Any] | None = None, policy: list[str] | None = None) -> Team:
         team = team_server(tmp_path / f"team{len(teams)}", config, policy)
         teams.append(team)
         return team

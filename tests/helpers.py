@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
+from pathlib import Path
 from typing import Any
 
+import nbformat
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest, HTTPResponse
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
-from jupyter_collab.client import RoomClient
+from jupyter_collab.client import RoomClient, open_session, room_url
 from jupyter_collab.protocol import (
     AwarenessEntry,
     AwarenessMessage,
@@ -22,7 +25,35 @@ from jupyter_collab.protocol import (
     encode_awareness,
 )
 
-from .conftest import read_notebook
+from .server import TOKEN, ServerProcess
+
+
+def write_notebook(root: Path, name: str | None = None, sources: list[str] | None = None) -> str:
+    """Write a notebook with one code cell per source; returns its API path."""
+    name = name or f"nb-{uuid.uuid4().hex[:8]}.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    for source in sources if sources is not None else ["print('hello')"]:
+        nb.cells.append(nbformat.v4.new_code_cell(source))
+    nbformat.write(nb, root / name)
+    return name
+
+
+def read_notebook(root: Path, path: str) -> dict[str, Any]:
+    return json.loads((root / path).read_text())
+
+
+async def join(
+    server: ServerProcess,
+    path: str,
+    *,
+    file_format: str = "json",
+    file_type: str = "notebook",
+    user: dict[str, Any] | None = None,
+    token: str = TOKEN,
+) -> RoomClient:
+    session = await open_session(server.url, path, token, file_format=file_format, file_type=file_type)
+    return await RoomClient(room_url(server.url, session, token), user=user).connect()
 
 
 def code_cell(

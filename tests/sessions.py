@@ -13,8 +13,7 @@ from hypothesis import strategies as st
 
 from jupyter_collab.client import RoomClient, RoomClosed
 
-from .conftest import join
-from .helpers import eventually
+from .helpers import eventually, join
 from .server import ServerProcess
 
 CLIENTS = 3

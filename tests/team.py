@@ -12,7 +12,7 @@ from pycrdt import Doc
 
 from jupyter_collab.client import RoomClient
 
-from .conftest import join, write_notebook
+from .helpers import join, write_notebook
 from .server import ServerProcess
 
 ROLES = {"alice": "owner", "bob": "editor", "carol": "viewer"}

@@ -31,8 +31,15 @@ from jupyter_collab.backplane.redis import STREAM_MAX_BYTES, RedisBackplane, saf
 from jupyter_collab.client import RoomClient, open_session
 from jupyter_collab.protocol import AwarenessEntry, decode_awareness, encode_awareness
 
-from .conftest import write_notebook
-from .helpers import append_text, disk_sources, eventually, log_lines, recheck_permissions, sources
+from .helpers import (
+    append_text,
+    disk_sources,
+    eventually,
+    log_lines,
+    recheck_permissions,
+    sources,
+    write_notebook,
+)
 from .redis_cluster import (
     ACL_USER,
     OPENSSL,

@@ -25,8 +25,7 @@ from jupyter_collab.protocol import (
     var_uint,
 )
 
-from .conftest import join, write_notebook
-from .helpers import disk_sources, eventually, log_lines, sources
+from .helpers import disk_sources, eventually, join, log_lines, sources, write_notebook
 from .server import TOKEN, ServerProcess
 
 

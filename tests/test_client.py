@@ -25,8 +25,16 @@ from jupyter_collab.client import (
 )
 from jupyter_collab.documents.cells import read_cells
 
-from .conftest import join, write_notebook
-from .helpers import append_text, cell_ids, disk_sources, eventually, recheck_permissions, sources
+from .helpers import (
+    append_text,
+    cell_ids,
+    disk_sources,
+    eventually,
+    join,
+    recheck_permissions,
+    sources,
+    write_notebook,
+)
 from .server import TOKEN, ServerProcess
 from .team import ROLES, Team, locked_notebook, team_server
 

@@ -16,8 +16,7 @@ from jupyter_collab.protocol import (
     sync_frame,
 )
 
-from .conftest import join, write_notebook
-from .helpers import RawPeer, disk_sources, eventually, log_lines, sources
+from .helpers import RawPeer, disk_sources, eventually, join, log_lines, sources, write_notebook
 from .server import TOKEN
 
 

@@ -26,8 +26,7 @@ from jupyter_collab.client import RoomClient, open_session, room_url
 from jupyter_collab.hub import HubPolicy
 from jupyter_collab.permissions import Role
 
-from .conftest import write_notebook
-from .helpers import eventually, recheck_permissions, sources
+from .helpers import eventually, recheck_permissions, sources, write_notebook
 from .hub_server import PROFILES, HubProcess
 
 pytestmark = pytest.mark.timeout(300)

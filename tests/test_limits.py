@@ -30,8 +30,7 @@ from jupyter_collab.protocol import (
     sync_frame,
 )
 
-from .conftest import join, write_notebook
-from .helpers import RawPeer, append_text, eventually, http
+from .helpers import RawPeer, append_text, eventually, http, join, write_notebook
 from .server import ServerProcess
 
 GLOBAL = "JupyterLab:globalAwareness"

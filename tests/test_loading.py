@@ -24,8 +24,7 @@ from pycrdt import Array, Doc, Map, Text
 from jupyter_collab.documents.encode import Unsupported, encode_notebook
 from jupyter_collab.persistence.notebook_read import file_hash, parse_notebook, reads_like_stock_manager
 
-from .conftest import join
-from .helpers import sources
+from .helpers import join, sources
 
 texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)  # emoji, CJK, combining
 json_values = st.recursive(

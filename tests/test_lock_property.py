@@ -26,8 +26,7 @@ from pycrdt import Doc, Map, Text
 from jupyter_collab.client import RoomClient, RoomClosed, open_session, room_url
 from jupyter_collab.protocol import SyncType, sync_frame
 
-from .conftest import read_notebook
-from .helpers import code_cell, eventually
+from .helpers import code_cell, eventually, read_notebook
 from .team import ROLES, notebook_of
 
 FREE = ("F1", "F2")

@@ -25,8 +25,7 @@ from jupyter_collab.protocol import (
     sync_frame,
 )
 
-from .conftest import write_notebook
-from .helpers import cell_ids, disk_sources, eventually, recheck_permissions, sources
+from .helpers import cell_ids, disk_sources, eventually, recheck_permissions, sources, write_notebook
 from .team import ROLES, crafted_update, locked_notebook, notebook_of
 
 # -- viewers ---------------------------------------------------------------------------------

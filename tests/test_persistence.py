@@ -11,8 +11,7 @@ import time
 import nbformat
 import pytest
 
-from .conftest import join, write_notebook
-from .helpers import append_text, cell_ids, disk_sources, eventually, sources
+from .helpers import append_text, cell_ids, disk_sources, eventually, join, sources, write_notebook
 
 
 async def test_sigterm_with_clients_connected_saves_and_exits_fast(make_server):

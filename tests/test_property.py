@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .conftest import write_notebook
+from .helpers import write_notebook
 from .server import ServerProcess
 from .sessions import Session, step
 

@@ -14,8 +14,7 @@ from tornado.httpclient import HTTPResponse
 
 from jupyter_collab.handlers.rest import OPENAPI_PATH
 
-from .conftest import join, write_notebook
-from .helpers import disk_sources, eventually, http, sources
+from .helpers import disk_sources, eventually, http, join, sources, write_notebook
 from .server import TOKEN, ServerProcess
 
 

@@ -18,8 +18,8 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from jupyter_collab.client import RoomClient, open_session
 
-from .conftest import write_notebook
-from .helpers import append_text, disk_sources, eventually, log_lines, sources
+from .harness import free_port
+from .helpers import append_text, disk_sources, eventually, log_lines, sources, write_notebook
 from .redis_cluster import (
     REDIS_SERVER,
     ROLES,
@@ -31,7 +31,7 @@ from .redis_cluster import (
     room_of,
     set_roles,
 )
-from .server import TOKEN, ServerProcess, free_port
+from .server import TOKEN, ServerProcess
 
 pytestmark = pytest.mark.skipif(not Path(REDIS_SERVER).exists(), reason="needs redis-server")
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .conftest import write_notebook
+from .helpers import write_notebook
 from .redis_cluster import REDIS_SERVER, ClusterServer, RedisServer, join_at, make_cluster, move_to
 from .sessions import Session, snapshot, texts
 

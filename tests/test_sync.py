@@ -10,8 +10,7 @@ from pycrdt import Text
 
 from jupyter_collab.client import open_session
 
-from .conftest import join, write_notebook
-from .helpers import disk_sources, eventually, sources
+from .helpers import disk_sources, eventually, join, sources, write_notebook
 from .server import TOKEN
 
 

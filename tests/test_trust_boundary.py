@@ -18,8 +18,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPResponse
 from jupyter_collab.client import RoomClient, RoomClosed, open_session, room_url
 from jupyter_collab.protocol import SyncType, sync_frame
 
-from .conftest import read_notebook, write_notebook
-from .helpers import disk_sources, eventually, http, sources
+from .helpers import disk_sources, eventually, http, read_notebook, sources, write_notebook
 from .team import crafted_update, locked_notebook, notebook_of
 
 SECRET = "the answer is 42"

@@ -8,8 +8,7 @@ from typing import Any
 
 from jupyter_collab.client import RoomClient
 
-from ..conftest import join, write_notebook
-from ..helpers import eventually
+from ..helpers import eventually, join, write_notebook
 from .conftest import CELL, open_document
 
 READY = ".jp-NotebookPanel-toolbar .jp-collab-status-connected"

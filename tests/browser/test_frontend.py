@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import json
 
-from ..conftest import write_notebook
-from ..helpers import disk_sources, eventually, recheck_permissions
+from ..helpers import disk_sources, eventually, recheck_permissions, write_notebook
 from .conftest import CELL, SHOWS_TEXT, open_document, page_state, playwright, screenshot, type_in
 
 READY = ".jp-NotebookPanel-toolbar .jp-collab-status-connected"

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from ..conftest import write_notebook
-from ..helpers import disk_sources, eventually
+from ..helpers import disk_sources, eventually, write_notebook
 from .conftest import CELL, SHOWS_TEXT, open_document, screenshot, type_in
 
 pytest.importorskip("jupyter_docprovider", reason="the Jupyter project's front end (test extra)")

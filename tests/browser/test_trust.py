@@ -14,7 +14,7 @@ from typing import Any
 
 from jupyter_collab.client import NotebookClient
 
-from ..conftest import write_notebook
+from ..helpers import write_notebook
 from .conftest import CELL, open_document
 
 READY = ".jp-NotebookPanel-toolbar .jp-collab-status-connected"
