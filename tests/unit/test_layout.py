@@ -18,8 +18,8 @@ PACKAGE = "jupyter_collab"
 MAX_LINES = 400
 IN_PROGRESS = pytest.mark.xfail(
     strict=False,
-    reason="issue #13 in progress: rooms/document.py and client/notebook.py are being split; "
-    "backplane.* <-> rooms.document and client.notebook <-> client.sync import each other",
+    reason="issue #13 in progress: rooms/document.py is being split, and backplane.* and "
+    "rooms.document import each other",
 )
 
 
