@@ -249,10 +249,16 @@ def save_reply(request_id: int, status: str) -> dict:
 def reload_reason(reason: str, message: str) -> str:
     """The JSON reason of a 1003 close, which JupyterLab's provider reads to start afresh:
     `reason` is "permission_denied" or "unknown_session"; `message` is cut to fit."""
-    body = {"reason": reason, "reloadable": True, "errorReason": ""}
-    room = CLOSE_REASON_MAX_BYTES - len(json.dumps(body, separators=(",", ":")).encode())
-    body["errorReason"] = message.encode()[: max(room, 0)].decode(errors="ignore")
-    return json.dumps(body, separators=(",", ":"))
+    def encoded(text: str) -> str:
+        body = {"reason": reason, "reloadable": True, "errorReason": text}
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+    # Escapes (quotes, control characters) make the JSON longer than the message: cut the
+    # message by characters until the whole reason fits.
+    text = message.encode()[:CLOSE_REASON_MAX_BYTES].decode(errors="ignore")
+    while text and len(encoded(text).encode()) > CLOSE_REASON_MAX_BYTES:
+        text = text[:-1]
+    return encoded(text)
 
 
 def refusal_in_reload_reason(close_reason: str | None) -> str | None:

@@ -90,23 +90,16 @@ def test_server_notices_are_read_only_from_json_objects_on_the_custom_channel():
     assert decode_server_notice(b"\x02" + var_uint(3) + b"{no") is None
 
 
-# protocol.reload_reason cuts the message to the bytes left in UTF-8, but json.dumps then
-# escapes non-ASCII characters (6 or 12 bytes each) and quotes, backslashes and control
-# characters: the reason outgrows a close frame, and the handler's byte cut leaves invalid
-# JSON that JupyterLab's provider cannot read. The fix belongs in protocol.py.
-ESCAPES_OVERFLOW = pytest.mark.xfail(strict=True, reason="reload_reason measures before JSON escaping")
-
-
 @pytest.mark.parametrize(
     "message",
     [
         pytest.param("", id="empty"),
         pytest.param("short", id="short"),
         pytest.param("x" * 10_000, id="long"),
-        pytest.param("é" * 200, id="accents", marks=ESCAPES_OVERFLOW),
-        pytest.param("😀" * 100, id="emoji", marks=ESCAPES_OVERFLOW),
-        pytest.param("a" * 20 + "中" * 30, id="cjk", marks=ESCAPES_OVERFLOW),
-        pytest.param('cell "x\\y" is locked\n' * 10, id="escapes", marks=ESCAPES_OVERFLOW),
+        pytest.param("é" * 200, id="accents"),
+        pytest.param("😀" * 100, id="emoji"),
+        pytest.param("a" * 20 + "中" * 30, id="cjk"),
+        pytest.param('cell "x\\y" is locked\n' * 10, id="escapes"),
     ],
 )
 def test_reload_reason_fits_a_close_frame_and_stays_valid_json(message: str):
