@@ -45,11 +45,6 @@ class Role(StrEnum):
         """The weakest of `roles`: a grant narrowed by another never exceeds either."""
         return min(roles, key=_RANK.__getitem__)
 
-    @staticmethod
-    def highest(roles: Iterable[Role]) -> Role:
-        """The strongest of `roles`; none when there are none."""
-        return max(roles, key=_RANK.__getitem__, default=Role.NONE)
-
     @property
     def can_edit(self) -> bool:
         return self in (Role.OWNER, Role.EDITOR)
