@@ -214,7 +214,7 @@ export function describeClose(code: number, reason: string): ICloseAction {
         message: `Limit reached: ${reason || 'too many messages or connections'}.`
       };
     case CloseCode.TOO_BIG:
-      return { retry: true, message: 'A change was too large for the server.' };
+      return { retry: false, message: describeTooBig(reason) };
     case CloseCode.BAD_REQUEST:
       return { retry: false, message: `The server did not understand us: ${reason}.` };
     case CloseCode.FORBIDDEN:
@@ -226,6 +226,22 @@ export function describeClose(code: number, reason: string): ICloseAction {
     default:
       return { retry: true, message: 'Connection lost.' };
   }
+}
+
+/**
+ * 1009: a message or awareness state over one of the server's size limits. Sending it again
+ * gets the same answer (our state would be sent again on reconnect), so we give up and say
+ * what was too big. The reason is Tornado's "message too big" or the server's "awareness
+ * state over N bytes".
+ */
+function describeTooBig(reason: string): string {
+  const what = reason.startsWith('awareness')
+    ? 'Your presence information (name, cursor, selection) was'
+    : 'A change (for example a large output, image or paste) was';
+  return (
+    `${what} too large for the server${reason ? ` (${reason})` : ''} and was not accepted. ` +
+    'Reloading will not help until the change is smaller.'
+  );
 }
 
 function describeReload(reason: string): ICloseAction {

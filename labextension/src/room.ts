@@ -2,7 +2,8 @@
  * One WebSocket connection to a jupyter-collab room, as a state machine: connecting,
  * connected, reconnecting with backoff, failed; Yjs sync and awareness over it, the role
  * that decides what we may send, and save requests. The frames and close codes are
- * protocol.ts's, the room's address is session.ts's.
+ * protocol.ts's, the room's address is session.ts's, the bookkeeping of save requests
+ * saves.ts's.
  *
  * Written instead of using y-websocket because we need what it hides: the close code and
  * reason, the role notice before sync step 1 (a viewer must never send a non-empty
@@ -23,18 +24,17 @@ import {
   NORMAL_CLOSURE,
   Notice,
   Role,
-  SaveStatus,
   SyncType,
   UNEXPLAINED_CLOSES,
   awarenessFrame,
   awarenessLeftUpdate,
   decodeFrame,
   describeClose,
-  saveRequestFrame,
   syncStep1Frame,
   syncStep2Frame,
   syncUpdateFrame
 } from './protocol';
+import { SaveRequests, SaveResult } from './saves';
 import { FatalSessionError, IRoomTarget, roomUrl } from './session';
 
 /** The rights the server tells each connection on join and whenever they change. */
@@ -62,9 +62,6 @@ export interface IRoomOptions extends IRoomTarget {
   awareness: Awareness;
   serverSettings: ServerConnection.ISettings;
 }
-
-/** How long a save request waits for the server's reply. */
-const SAVE_TIMEOUT_MS = 15000;
 
 export class RoomConnection {
   constructor(options: IRoomOptions) {
@@ -121,25 +118,8 @@ export class RoomConnection {
   }
 
   /** Ask the server to save now; resolves with its status (viewers never ask). */
-  async save(): Promise<SaveStatus | 'timeout'> {
-    if (this._rights && !this._rights.canEdit) {
-      return 'skipped';
-    }
-    const ws = this._ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN) {
-      return 'skipped'; // the server saves what it has; our edits go with the resync
-    }
-    const id = ++this._saveCounter;
-    const reply = new PromiseDelegate<SaveStatus | 'timeout'>();
-    this._saveWaiters.set(id, reply);
-    ws.send(saveRequestFrame(id));
-    const timeout = window.setTimeout(() => reply.resolve('timeout'), SAVE_TIMEOUT_MS);
-    try {
-      return await reply.promise;
-    } finally {
-      window.clearTimeout(timeout);
-      this._saveWaiters.delete(id);
-    }
+  save(): Promise<SaveResult> {
+    return this._saves.request(this._ws, this._rights?.canEdit ?? true);
   }
 
   /** The file moved: later session requests (reconnects) use the new path. */
@@ -329,7 +309,7 @@ export class RoomConnection {
     if (notice.type === 'role') {
       this._onRole(notice);
     } else if (notice.type === 'save') {
-      this._saveWaiters.get(notice.responseTo)?.resolve(notice.status);
+      this._saves.onReply(notice);
     } else {
       this._denied.emit(notice);
     }
@@ -408,8 +388,7 @@ export class RoomConnection {
   private _attempt = 0;
   private _timer = 0;
   private _disposed = false;
-  private _saveCounter = 0;
-  private _saveWaiters = new Map<number, PromiseDelegate<SaveStatus | 'timeout'>>();
+  private _saves = new SaveRequests();
   private _statusChanged = new Signal<this, IStatus>(this);
   private _rightsChanged = new Signal<this, IRights>(this);
   private _denied = new Signal<this, IDeniedNotice>(this);

@@ -29,7 +29,7 @@ export interface IRoomTarget {
   session?: ISessionRequest;
 }
 
-/** Thrown for session answers that retrying will not change (403, 404). */
+/** Thrown for session answers that retrying will not change (400, 403, 404). */
 export class FatalSessionError extends Error {}
 
 /** The WebSocket URL of the room, asking the server for the file's session if need be. */
@@ -49,7 +49,7 @@ export async function roomUrl(target: IRoomTarget, settings: ServerConnection.IS
   return query ? `${url}?${query}` : url;
 }
 
-/** PUT /api/collaboration/session/{path}: the room of a file (403/404 are final). */
+/** PUT /api/collaboration/session/{path}: the room of a file (400/403/404 are final). */
 async function requestSession(request: ISessionRequest, settings: ServerConnection.ISettings): Promise<ISession> {
   const url = URLExt.join(settings.baseUrl, 'api/collaboration/session', encodeURIComponent(request.path));
   const response = await ServerConnection.makeRequest(
@@ -61,10 +61,29 @@ async function requestSession(request: ISessionRequest, settings: ServerConnecti
     throw new FatalSessionError('You do not have access to this document.');
   }
   if (response.status === 404) {
-    throw new FatalSessionError('This document does not exist on the server.');
+    // The server gives the same answer for no access, so that it tells nobody what exists.
+    throw new FatalSessionError('This document does not exist on the server, or you have no access to it.');
+  }
+  if (response.status === 400) {
+    // A refused spelling of the path, an unreadable file, an unsupported type.
+    throw new FatalSessionError(`The server refused to open this document: ${await errorMessage(response)}.`);
   }
   if (!response.ok) {
     throw new Error(`session request failed: ${response.status}`);
   }
   return (await response.json()) as ISession;
+}
+
+/** The message of a jupyter_server error answer (`{"message": ...}`), else the HTTP status. */
+async function errorMessage(response: Response): Promise<string> {
+  try {
+    const body: unknown = await response.json();
+    const message = (body as { message?: unknown } | null)?.message;
+    if (typeof message === 'string' && message) {
+      return message;
+    }
+  } catch {
+    // not JSON: fall through
+  }
+  return `${response.status} ${response.statusText}`.trim();
 }
