@@ -20,7 +20,7 @@ from jupyter_collab.persistence.files import FileContent, FileStat
 from jupyter_collab.rooms.disk import SaveSettings
 from jupyter_collab.rooms.document import DocumentRoom
 from jupyter_collab.rooms.loading import load_document
-from jupyter_collab.rooms.replica import UNREPLICATED, Start
+from jupyter_collab.rooms.replica import UNREPLICATED, Start, Unreplicated
 
 LOG = logging.getLogger("test-replica")
 KEY = RoomKey("text", "file", "file-1")
@@ -45,8 +45,8 @@ class Silent:
         pass
 
 
-class FakeReplica:
-    """Records what the room hands to replication."""
+class FakeReplica(Unreplicated):
+    """Records what the room hands to replication (and, like one process alone, writes)."""
 
     def __init__(self) -> None:
         self.published: list[bytes] = []
@@ -61,18 +61,6 @@ class FakeReplica:
 
     async def close(self) -> None:
         self.closed = True
-
-    def writes_file(self) -> bool:
-        return True
-
-    async def may_write(self) -> bool:
-        return True
-
-    async def announce(self, digest: str) -> None:
-        pass
-
-    def was_written(self, digest: str) -> bool:
-        return False
 
 
 async def room_for(text: str) -> DocumentRoom:
