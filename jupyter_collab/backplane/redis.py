@@ -10,6 +10,10 @@ keys). Process-wide, three loops run:
   holder's rooms are taken over once its lease runs out), writes the holder's snapshots and
   re-announces presence.
 
+The parts: `connection.py` (the client and whether Redis answers), `opening.py` (where a
+room starts from), `link.py` (one open room's replica), `lease.py` (who saves a room),
+`listener.py` and `presence.py` (pub/sub). Rooms are seen only through `rooms/replica.py`.
+
 When Redis is unreachable, rooms keep serving their local clients; the reader retries with
 backoff and, once Redis answers again (possibly empty after a restart), every room
 republishes its full state and asks for what it lacks, so nothing is lost either way.
