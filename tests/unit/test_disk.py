@@ -3,7 +3,6 @@ save lease, a text document."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import pytest
@@ -14,7 +13,8 @@ from jupyter_collab.rooms.disk import FileBinding, SaveSettings
 from jupyter_collab.rooms.loading import Plan, load_document, reconcile
 from jupyter_collab.rooms.replica import Start
 
-LOG = logging.getLogger("test-disk")
+from .fakes import LOG
+
 KEY = RoomKey("text", "file", "file-1")
 
 

@@ -4,7 +4,6 @@ with a fake replica, and a real Redis room link with a fake connection."""
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
 from jupyter_ydoc import YUnicode
@@ -22,7 +21,8 @@ from jupyter_collab.rooms.document import DocumentRoom
 from jupyter_collab.rooms.loading import load_document
 from jupyter_collab.rooms.replica import UNREPLICATED, Start, Unreplicated
 
-LOG = logging.getLogger("test-replica")
+from .fakes import LOG, Events
+
 KEY = RoomKey("text", "file", "file-1")
 OTHER = "b" * 32  # another process's id
 
@@ -38,11 +38,6 @@ class UnchangingFile:
 
     async def read(self) -> FileContent:
         return FileContent(self.text, "disk-hash")
-
-
-class Silent:
-    def emit(self, action: str, room: Any, conn: Any, **details: Any) -> None:
-        pass
 
 
 class FakeReplica(Unreplicated):
@@ -67,7 +62,7 @@ async def room_for(text: str) -> DocumentRoom:
     file = UnchangingFile(text)
     loaded = await load_document(KEY, file, None, Start(), LOG)
     return DocumentRoom(
-        KEY, file, loaded, store=None, save=SaveSettings(), broadcast_window=0.0, events=Silent(), log=LOG
+        KEY, file, loaded, store=None, save=SaveSettings(), broadcast_window=0.0, events=Events(), log=LOG
     )
 
 
@@ -135,7 +130,7 @@ class FakeRedis:
         self.added.append(fields)
 
 
-class FakeConnection:
+class FakeRedisConnection:
     """What a room link needs of the Redis connection."""
 
     process = "a" * 32
@@ -150,8 +145,8 @@ class FakeConnection:
         await command
 
 
-def linked(room: DocumentRoom) -> tuple[RoomLink, FakeConnection]:
-    conn = FakeConnection()
+def linked(room: DocumentRoom) -> tuple[RoomLink, FakeRedisConnection]:
+    conn = FakeRedisConnection()
     keys = RoomKeys.of(room.room_id)
     lease = SaveLease(LeaseTerms(conn), keys.lease)
     link = RoomLink(conn, keys, lease, room, stream_max_bytes=2**24, closed=_nothing)
@@ -192,7 +187,7 @@ async def test_a_link_remembers_announced_writes_and_tells_the_room():
 
 
 def test_the_lease_says_when_its_holder_changes():
-    lease = SaveLease(LeaseTerms(FakeConnection()), "lease")
+    lease = SaveLease(LeaseTerms(FakeRedisConnection()), "lease")
     now = 1e12  # far in the future of the monotonic clock: held
     assert lease.settle(1, now) is Change.TAKEN and lease.holds()
     assert lease.settle(1, now) is None
