@@ -26,7 +26,7 @@ from .persistence.files import DocumentFile
 from .persistence.store import HistoryStore
 from .persistence.watcher import FileWatcher
 from .rooms.awareness import AwarenessLimits
-from .rooms.document import SaveSettings
+from .rooms.disk import SaveSettings
 from .rooms.gate import Gate
 from .rooms.manager import Limits, RoomManager
 

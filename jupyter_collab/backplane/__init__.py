@@ -2,7 +2,8 @@
 
 `LocalBackplane` (the default) is one process, nothing shared, nothing to install.
 `RedisBackplane` (`c.CollabApp.backplane_url = "redis://..."`) lets several processes
-behind a load balancer serve the same live documents (see `redis.py`).
+behind a load balancer serve the same live documents (see `redis.py`). Both implement
+`Backplane`; rooms see only the seam in `rooms/replica.py`.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .local import BackplaneUnavailable, ControlHandler, LocalBackplane
+from .local import Backplane, BackplaneUnavailable, ControlHandler, LocalBackplane
 
 
-def make_backplane(url: str, log: logging.Logger, **options: Any) -> LocalBackplane:
+def make_backplane(url: str, log: logging.Logger, **options: Any) -> Backplane:
     """The backplane for `url`: "" is the in-process default, redis:// (rediss://, unix://) Redis.
     `options` go to the Redis backplane (`stream_max_bytes`)."""
     if not url:
@@ -25,4 +26,4 @@ def make_backplane(url: str, log: logging.Logger, **options: Any) -> LocalBackpl
     raise ValueError(f"unsupported backplane_url {url!r} (expected redis://...)")
 
 
-__all__ = ["BackplaneUnavailable", "ControlHandler", "LocalBackplane", "make_backplane"]
+__all__ = ["Backplane", "BackplaneUnavailable", "ControlHandler", "LocalBackplane", "make_backplane"]

@@ -25,17 +25,18 @@ a while: `complaints.py`) and skipped, and the updates around it are still appli
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
 from pycrdt import get_state, merge_updates
 
-from ..persistence.store import StoredDocument
 from ..protocol import EMPTY_UPDATE
+from ..rooms.replica import ReplicatedRoom
 from .budget import StreamBudget
 from .complaints import Malformed
+from .connection import RedisConnection
 from .entries import (
     FULL,
     REQUEST,
@@ -49,162 +50,120 @@ from .entries import (
     parse_entry,
     stream_id,
     update_entries,
-    whole_entries,
 )
+from .lease import SaveLease
 from .messages import AWARENESS_HELLO, AWARENESS_STATES
 from .presence import RoomPresence
-from .snapshot import Snapshot, parse_snapshot
-
-if TYPE_CHECKING:
-    from ..rooms.document import DocumentRoom
-    from .redis import RedisBackplane
 
 STREAM_MAXLEN = 2000  # entries kept per room stream (approximately): the catch-up window
 TRIM_MIN_AGE_SECONDS = 5.0  # entries this recent are kept whatever their size (budget.py)
 KEY_TTL_SECONDS = 86_400  # a room's keys outlive its last process by a day
-OPEN_PATIENCE_SECONDS = 5.0  # how long opening waits for processes still republishing
 MAX_PROCESSES = 256  # sequence numbers remembered per room (one per process seen)
 
 
-class RoomLink:
-    """The room's stream position, lease state and outgoing queue on this process."""
+@dataclass(frozen=True)
+class RoomKeys:
+    """A room's keys in Redis (one hash slot: the room id is their hash tag)."""
 
-    def __init__(self, backplane: RedisBackplane, room: DocumentRoom) -> None:
-        self.backplane = backplane
-        self.redis = backplane.redis
-        self.process = backplane.process
-        self.complaints = backplane.complaints
+    room_id: str
+    stream: str
+    snapshot: str
+    lease: str
+    channel: str
+
+    @classmethod
+    def of(cls, room_id: str) -> RoomKeys:
+        prefix = f"collab:{{{room_id}}}"
+        keys = (f"{prefix}:{name}" for name in ("updates", "snapshot", "lease", "awareness"))
+        return cls(room_id, *keys)
+
+
+class RoomLink:
+    """The room's stream position and outgoing queue on this process: its `Replica`."""
+
+    def __init__(
+        self,
+        conn: RedisConnection,
+        keys: RoomKeys,
+        lease: SaveLease,
+        room: ReplicatedRoom,
+        *,
+        stream_max_bytes: int,
+        closed: Callable[[RoomLink], Awaitable[None]],
+        last_id: str = "0-0",
+        written: str | None = None,
+    ) -> None:
+        self.conn = conn
+        self.redis = conn.redis
+        self.process = conn.process
+        self.complaints = conn.complaints
+        self.keys = keys
+        self.lease = lease
         self.room = room
-        prefix = f"collab:{{{room.room_id}}}"
-        self.stream = f"{prefix}:updates"
-        self.snapshot_key = f"{prefix}:snapshot"
-        self.lease_key = f"{prefix}:lease"
-        self.channel = f"{prefix}:awareness"
-        self.presence = RoomPresence(self, self.channel)
-        self.budget = StreamBudget(backplane.stream_max_bytes, STREAM_MAXLEN, TRIM_MIN_AGE_SECONDS)
-        self.last_id = "0-0"  # the last stream entry applied here
-        self.lease_until = 0.0  # monotonic time until which this process holds the lease
+        self.presence = RoomPresence(conn, room, keys.channel, self.send)
+        self.budget = StreamBudget(stream_max_bytes, STREAM_MAXLEN, TRIM_MIN_AGE_SECONDS)
+        self.last_id = last_id  # the last stream entry applied here
         self.state_dirty = False  # changed since the last snapshot (lease holder only)
         self.base_dirty = False
+        self._closed = closed
         self._pending: list[bytes] = []
         self._parts = Reassembly()
-        self._written: deque[str] = deque(maxlen=16)  # content hashes holders announced
+        self._written: deque[str] = deque([written] if written else [], maxlen=16)  # hashes announced
         self._sends: set[asyncio.Task] = set()
         self._tail: asyncio.Future | None = None  # the last send: sends go out in order
         self._sequence = 0  # entries this process added to the stream
         self._seen: dict[str, int] = {}  # the last sequence number read from each process
-        self._created = time.monotonic()
 
-    # -- opening ---------------------------------------------------------------------------
-
-    async def load(self) -> bool:
-        """Load the room: from the shared snapshot if there is one, else from disk when this
-        process wins the lease. False: another process is loading it first (ask again).
-        Redis errors before the room is loaded propagate (the caller asks again); after,
-        they only mark Redis as lost (the room is loaded once, and resynced later)."""
-        snapshot = await self._snapshot()
-        if snapshot is not None:
-            owner = await self.try_acquire()
-            shared = StoredDocument(snapshot.state, snapshot.base, snapshot.base_hash)
-            self.last_id = snapshot.id
-            if snapshot.written:
-                self._written.append(snapshot.written)
-            await self._load_room(shared, owner)
-            self.room.loaded_from = "the shared state"
-            # What loading added (the local history, a merged file) is news to the others.
-            added = self.room.document.ydoc.get_update(get_state(shared.state))
-            if added != EMPTY_UPDATE:
-                await self.backplane.guarded(self.publish_update(added))
-            await self.backplane.guarded(self.check_gap(self.last_id))
-            return True
-        if await self.backplane.just_restarted():
-            return False
-        # No snapshot, but maybe a stream: Redis came back empty and the processes holding
-        # the room republished their full state. That state is the room; the file is only
-        # its base then (loading the file afresh would start an unrelated history). A
-        # process that has added updates but not its full state yet is waited for (a
-        # while); a stream without any full state is left over from processes that are
-        # gone, and the file is loaded.
-        raw = await self.redis.xrange(self.stream)
-        entries = whole_entries(raw, self._skipped)
-        full = {entry.origin for entry in entries if entry.kind == FULL}
-        if full and not {entry.origin for entry in entries} <= full and self._patient():
-            return False
-        updates = [entry.payload for entry in entries if entry.kind in (UPDATE, FULL)]
-        state = merge_valid(updates, self._skipped) if full else None
-        if not await self.try_acquire():
-            return False
-        self.last_id = raw[-1][0].decode() if raw else "0-0"
-        await self._load_room(StoredDocument(state, None, None) if state else None, True)
-        self.base_dirty = True
-        await self.backplane.guarded(self.write_snapshot())  # else written when Redis is back
-        return True
-
-    async def _snapshot(self) -> Snapshot | None:
-        """The room's snapshot if it is usable. One that is not is removed: the lease
-        holder writes a new one within a second (see the lease loop); until then, or if
-        nobody holds the room, opening goes on as if there were none."""
-        fields = await self.redis.hgetall(self.snapshot_key)
-        try:
-            return parse_snapshot(fields, self.complaints, self.room.room_id)
-        except Malformed as exc:
-            self.complaints.skipped("snapshot", self.room.room_id, exc)
-            await self.redis.hdel(self.snapshot_key, "state")
-            return None
-
-    def _patient(self) -> bool:
-        return time.monotonic() - self._created < OPEN_PATIENCE_SECONDS
-
-    async def _load_room(self, shared: StoredDocument | None, owner: bool) -> None:
-        try:
-            await self.room.load(shared, owner=owner)
-        except BaseException:
-            if owner:
-                await self.release()
-            raise
+    async def joined(self, shared_state: bytes | None) -> None:
+        """The room was just loaded here. From the shared snapshot (`shared_state`): what
+        loading added (the local history, a merged file) is news to the others, and entries
+        trimmed since the snapshot are repaired. From the file (or the streamed states):
+        this process holds the lease, and writes the first snapshot (else when Redis is back)."""
+        if shared_state is None:
+            self.base_dirty = True
+            await self.conn.guarded(self.write_snapshot())
+            return
+        added = self.room.update_since(get_state(shared_state))
+        if added != EMPTY_UPDATE:
+            await self.conn.guarded(self.publish_update(added))
+        await self.conn.guarded(self.check_gap(self.last_id))
 
     async def check_gap(self, since: str) -> None:
         """Entries after `since` were trimmed away: repair with a full state exchange."""
-        info = await self.redis.xinfo_stream(self.stream) if await self.redis.exists(self.stream) else {}
+        stream = self.keys.stream
+        info = await self.redis.xinfo_stream(stream) if await self.redis.exists(stream) else {}
         deleted = info.get("max-deleted-entry-id") or info.get(b"max-deleted-entry-id")
         if deleted and stream_id(deleted) > stream_id(since):
-            self.room.log.info(
+            self.conn.log.info(
                 "jupyter_collab: fell behind the stream of %s; repairing by state exchange", self.room.room_id
             )
             await self.request_sync()
 
-    # -- the save lease --------------------------------------------------------------------
+    # -- the save lease (replica.WriteLease) -----------------------------------------------
 
-    def holds_lease(self) -> bool:
-        return time.monotonic() < self.lease_until
+    def writes_file(self) -> bool:
+        return self.lease.holds()
 
-    async def try_acquire(self) -> bool:
-        started = time.monotonic()
-        if await self.redis.set(self.lease_key, self.process, nx=True, px=self.backplane.lease_ms):
-            self.lease_until = started + self.backplane.lease_valid
-            return True
-        return False
+    async def may_write(self) -> bool:
+        return await self.lease.confirm()
 
-    async def confirm_lease(self) -> bool:
-        """Right before a write: do we still hold the lease (renewing it)? Without Redis,
-        our own clock says (nobody can take it over while Redis is unreachable)."""
-        if not self.holds_lease():
-            return False
-        started = time.monotonic()
-        try:
-            renewed = await self.backplane.renew(self.lease_key)
-        except Exception:
-            return self.holds_lease()
-        self.lease_until = started + self.backplane.lease_valid if renewed else 0.0
-        return bool(renewed)
+    async def announce(self, digest: str) -> None:
+        """The lease holder is about to write content with this hash (or has merged the
+        file's): whoever finds it on disk takes it as its base instead of merging it. Sent
+        before the write, so that no process can see the file before the announcement (a
+        holder killed in between leaves an announced hash and the old file: harmless)."""
+        self.base_dirty = True
+        self._written.append(digest)
+        if self.conn.connected:
+            await self.send(self._xadd([{"t": WRITTEN, "c": digest}], snapshot={"written": digest}))
 
-    async def release(self) -> None:
-        self.lease_until = 0.0
-        await self.backplane.release(self.lease_key)
+    def was_written(self, digest: str) -> bool:
+        """Did a lease holder announce content with this hash (see `announce`)?"""
+        return digest in self._written
 
     # -- outgoing --------------------------------------------------------------------------
 
-    def queue(self, update: bytes) -> None:
+    def publish(self, update: bytes) -> None:
         """A local change, published at the room's next flush (coalesced like broadcasts)."""
         self._pending.append(update)
         self.state_dirty = True
@@ -215,10 +174,10 @@ class RoomLink:
         nothing is queued: the full state is republished when it is back."""
         if self._pending:
             updates, self._pending = self._pending, []
-            if self.backplane.connected:
+            if self.conn.connected:
                 merged = updates[0] if len(updates) == 1 else merge_updates(*updates)
                 self.send(self.publish_update(merged))
-        if awareness is not None and self.backplane.connected:
+        if awareness is not None and self.conn.connected:
             self.send(self.presence.publish(AWARENESS_STATES, awareness))
 
     def send(self, command: Awaitable[Any]) -> asyncio.Future:
@@ -233,23 +192,13 @@ class RoomLink:
     async def _after(self, previous: asyncio.Future | None, command: Awaitable[Any]) -> None:
         if previous is not None:
             await asyncio.wait([previous])
-        await self.backplane.guarded(command)
+        await self.conn.guarded(command)
 
     async def publish_update(self, update: bytes, *, full: bool = False) -> None:
         await self._xadd(update_entries(FULL if full else UPDATE, update))
 
     async def request_sync(self) -> None:
-        await self._xadd([{"t": REQUEST, "v": self.room.document.ydoc.get_state()}])
-
-    async def announce_content(self, digest: str) -> None:
-        """The lease holder is about to write content with this hash (or has merged the
-        file's): whoever finds it on disk takes it as its base instead of merging it. Sent
-        before the write, so that no process can see the file before the announcement (a
-        holder killed in between leaves an announced hash and the old file: harmless)."""
-        self.base_dirty = True
-        self._written.append(digest)
-        if self.backplane.connected:
-            await self.send(self._xadd([{"t": WRITTEN, "c": digest}], snapshot={"written": digest}))
+        await self._xadd([{"t": REQUEST, "v": self.room.state_vector()}])
 
     async def _xadd(self, entries: list[dict[str, Any]], snapshot: dict[str, Any] | None = None) -> None:
         """Add entries; several (the parts of an update), or one with `snapshot` fields to
@@ -259,49 +208,47 @@ class RoomLink:
             self._sequence += 1
             fields.append({"o": self.process, "n": self._sequence, **entry})
         if len(fields) == 1 and snapshot is None:
-            await self.redis.xadd(self.stream, fields[0], maxlen=STREAM_MAXLEN, approximate=True)
+            await self.redis.xadd(self.keys.stream, fields[0], maxlen=STREAM_MAXLEN, approximate=True)
             return
         pipe = self.redis.pipeline(transaction=True)
         for entry in fields:
-            pipe.xadd(self.stream, entry, maxlen=STREAM_MAXLEN, approximate=True)
+            pipe.xadd(self.keys.stream, entry, maxlen=STREAM_MAXLEN, approximate=True)
         if snapshot is not None:
-            pipe.hset(self.snapshot_key, mapping=snapshot)
+            pipe.hset(self.keys.snapshot, mapping=snapshot)
         await pipe.execute()
 
     def trim(self) -> None:
         """Lease holder: drop the stream's oldest entries while it is over its byte bound."""
         keep = self.budget.trim()
         if keep is not None:
-            self.send(self.redis.xtrim(self.stream, maxlen=keep, approximate=False))
+            self.send(self.redis.xtrim(self.keys.stream, maxlen=keep, approximate=False))
 
     async def write_snapshot(self, *, only_if_missing: bool = False) -> None:
         """Store the full document as of `last_id` (and the disk base when it changed)."""
-        if only_if_missing and await self.redis.hexists(self.snapshot_key, "state"):
+        if only_if_missing and await self.redis.hexists(self.keys.snapshot, "state"):
             return
-        room = self.room
-        fields: dict[str, Any] = {"state": room.document.ydoc.get_update(), "id": self.last_id}
+        fields: dict[str, Any] = {"state": self.room.update_since(), "id": self.last_id}
         if self.base_dirty or only_if_missing:
-            fields["base"] = room.base_json()
-            fields["base_hash"] = room.disk_hash or ""
+            fields["base"], fields["base_hash"] = self.room.base_snapshot()
         self.state_dirty = self.base_dirty = False
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self.snapshot_key, mapping=fields)
+        pipe.hset(self.keys.snapshot, mapping=fields)
         self.refresh_ttl(pipe)
         await pipe.execute()
 
     def refresh_ttl(self, pipe: Any) -> None:
         """Keep an open room's keys alive (the holder does, however idle the room is)."""
-        pipe.expire(self.snapshot_key, KEY_TTL_SECONDS)
-        pipe.expire(self.stream, KEY_TTL_SECONDS)
+        pipe.expire(self.keys.snapshot, KEY_TTL_SECONDS)
+        pipe.expire(self.keys.stream, KEY_TTL_SECONDS)
 
     async def resync(self) -> None:
         """Redis is back (maybe empty): republish everything we hold, and ask for the rest."""
         self._pending.clear()
-        await self.publish_update(self.room.document.ydoc.get_update(), full=True)
+        await self.publish_update(self.room.update_since(), full=True)
         await self.request_sync()
         await self.write_snapshot(only_if_missing=True)
         await self.presence.publish(AWARENESS_HELLO)
-        states = self.room.awareness.local_snapshot()
+        states = self.room.local_awareness()
         if states is not None:
             await self.presence.publish(AWARENESS_STATES, states)
 
@@ -338,12 +285,12 @@ class RoomLink:
         if missing:
             self.send(self.publish_update(merge_updates(*missing) if len(missing) > 1 else missing[0]))
         if gap:
-            self.room.log.info(
+            self.conn.log.info(
                 "jupyter_collab: missed entries of the stream of %s; repairing by state exchange",
                 self.room.room_id,
             )
             self.send(self.request_sync())
-        if self.budget.over() and self.holds_lease():
+        if self.budget.over() and self.lease.holds():
             self.trim()
 
     def _gap(self, entry: Entry) -> bool:
@@ -360,7 +307,7 @@ class RoomLink:
             updates.append(entry.payload)
         elif entry.kind == REQUEST:
             try:
-                lacking = self.room.document.ydoc.get_update(entry.payload)
+                lacking = self.room.update_since(entry.payload)
             except ValueError as exc:
                 self._skipped(Malformed(f"a state vector that does not decode ({exc})"))
                 return False
@@ -383,10 +330,6 @@ class RoomLink:
     def _skipped(self, exc: Exception) -> None:
         self.complaints.skipped("stream entry", self.room.room_id, exc)
 
-    def was_written(self, digest: str) -> bool:
-        """Did a lease holder announce content with this hash (see `announce_content`)?"""
-        return digest in self._written
-
     # -- closing ---------------------------------------------------------------------------
 
     async def close(self) -> None:
@@ -394,4 +337,4 @@ class RoomLink:
         self.presence.close()
         if self._sends:
             await asyncio.gather(*self._sends, return_exceptions=True)
-        await self.backplane.detach(self)
+        await self._closed(self)

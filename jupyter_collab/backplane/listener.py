@@ -11,13 +11,14 @@ re-check running and one more after it, not one each.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 from .complaints import Malformed
+from .connection import ERRORS, MAX_BACKOFF, RedisConnection
+from .link import RoomLink
+from .local import ControlHandler
 from .messages import parse_control
-
-if TYPE_CHECKING:
-    from .redis import RedisBackplane
 
 CONTROL_CHANNEL = "collab:control"
 
@@ -25,8 +26,10 @@ CONTROL_CHANNEL = "collab:control"
 class Listener:
     """This process's pub/sub subscription and what arrives on it."""
 
-    def __init__(self, backplane: RedisBackplane) -> None:
-        self.backplane = backplane
+    def __init__(self, conn: RedisConnection, links: Mapping[str, RoomLink]) -> None:
+        self.conn = conn
+        self.links = links  # the rooms open here (the backplane's, kept current by it)
+        self.on_control: ControlHandler | None = None
         self.pubsub: Any = None
         self._running: set[str] = set()  # control operations running now
         self._again: dict[str, dict[str, Any]] = {}  # op -> the latest request while it ran
@@ -34,23 +37,22 @@ class Listener:
     async def run(self) -> None:
         """Listen until cancelled; reconnect (subscribing to everything again) when Redis
         goes away. Also the restart after a failure (`RedisBackplane._supervised`)."""
-        backplane = self.backplane
         await self.close()
         backoff = 0.1
         while True:
             try:
                 if self.pubsub is None:
-                    pubsub = backplane.redis.pubsub()
-                    channels = [link.channel for link in backplane.links.values()]
+                    pubsub = self.conn.redis.pubsub()
+                    channels = [link.keys.channel for link in self.links.values()]
                     await pubsub.subscribe(CONTROL_CHANNEL, *channels)
                     self.pubsub = pubsub
                 message = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                 backoff = 0.1
-            except backplane.errors as exc:
-                backplane.lost(exc)
+            except ERRORS as exc:
+                self.conn.lost(exc)
                 await self.close()
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, backplane.max_backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
                 continue
             if message is not None and message.get("type") == "message":
                 self.dispatch(message.get("channel"), message.get("data"))
@@ -62,31 +64,31 @@ class Listener:
             if name == CONTROL_CHANNEL:
                 self._control(parse_control(data))
                 return
-            link = next((link for link in self.backplane.links.values() if link.channel == name), None)
+            link = next((link for link in self.links.values() if link.keys.channel == name), None)
             if link is not None:
                 link.presence.receive(data)
         except Malformed as exc:
             kind = "control message" if name == CONTROL_CHANNEL else "awareness message"
-            self.backplane.complaints.skipped(kind, name, exc)
+            self.conn.complaints.skipped(kind, name, exc)
 
     def _control(self, body: dict[str, Any]) -> None:
         op = body["op"]
-        if body["from"] == self.backplane.process:
+        if body["from"] == self.conn.process:
             return
         if op in self._running:
             self._again[op] = body  # run once more when the current one ends
             return
         self._running.add(op)
-        self.backplane.background(self._run_control(op, body))
+        self.conn.background(self._run_control(op, body))
 
     async def _run_control(self, op: str, body: dict[str, Any] | None) -> None:
-        handler = self.backplane.on_control
+        handler = self.on_control
         try:
             while body is not None and handler is not None:
                 try:
                     await handler(body)
                 except Exception:
-                    self.backplane.log.exception("jupyter_collab: control message %r failed", op)
+                    self.conn.log.exception("jupyter_collab: control message %r failed", op)
                 body = self._again.pop(op, None)
         finally:
             self._running.discard(op)
@@ -104,5 +106,5 @@ class Listener:
         if pubsub is not None:
             try:
                 await pubsub.aclose()
-            except self.backplane.errors:
+            except ERRORS:
                 pass

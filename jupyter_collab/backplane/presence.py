@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+from ..rooms.replica import ReplicatedRoom
+from .connection import RedisConnection
 from .messages import (
     AWARENESS_HELLO,
     AWARENESS_STATE_MAX_BYTES,
@@ -21,30 +24,34 @@ from .messages import (
     publishable,
 )
 
-if TYPE_CHECKING:
-    from .link import RoomLink
-
 HELLO_ANSWER_SECONDS = 1.0
 
 
 class RoomPresence:
     """Publishes this process's awareness states for one room, applies the others'."""
 
-    def __init__(self, link: RoomLink, channel: str) -> None:
-        self.link = link
-        self.room = link.room
+    def __init__(
+        self,
+        conn: RedisConnection,
+        room: ReplicatedRoom,
+        channel: str,
+        send: Callable[[Awaitable[Any]], Any],
+    ) -> None:
+        self.conn = conn
+        self.room = room
         self.channel = channel
+        self._send = send  # the link's ordered, guarded send
         self._answer: asyncio.TimerHandle | None = None
         self._answered = float("-inf")  # event-loop time of the last answer to a hello
 
     def messages(self, kind: bytes, payload: bytes = b"") -> list[bytes]:
-        prefix = self.link.process.encode() + kind
+        prefix = self.conn.process.encode() + kind
         if kind == AWARENESS_HELLO:
             return [prefix]
         return [prefix + part for part in publishable(payload, self._over)]
 
     def _over(self, client_id: int, size: int) -> None:
-        self.link.complaints.warn(
+        self.conn.complaints.warn(
             f"awareness state over the bound {self.room.room_id}",
             "an awareness state of %d bytes (client %d in %s) is over %d bytes: other "
             "processes see only its user",
@@ -56,11 +63,11 @@ class RoomPresence:
 
     async def publish(self, kind: bytes, payload: bytes = b"") -> None:
         for message in self.messages(kind, payload):
-            await self.link.redis.publish(self.channel, message)
+            await self.conn.redis.publish(self.channel, message)
 
     def republish(self, pipe: Any) -> None:
         """Every local state again, into `pipe` (the periodic presence announcement)."""
-        states = self.room.awareness.local_snapshot()
+        states = self.room.local_awareness()
         if states is not None:
             for message in self.messages(AWARENESS_STATES, states):
                 pipe.publish(self.channel, message)
@@ -68,7 +75,7 @@ class RoomPresence:
     def receive(self, data: Any) -> None:
         """A message on the room's channel. Malformed: refused, nothing applied."""
         message = parse_awareness(data)
-        if message.process == self.link.process:
+        if message.process == self.conn.process:
             return
         if message.kind == AWARENESS_HELLO:
             self._schedule_answer()
@@ -85,9 +92,9 @@ class RoomPresence:
     def _answer_hello(self) -> None:
         self._answer = None
         self._answered = asyncio.get_running_loop().time()
-        states = self.room.awareness.local_snapshot()
+        states = self.room.local_awareness()
         if states is not None:
-            self.link.send(self.publish(AWARENESS_STATES, states))
+            self._send(self.publish(AWARENESS_STATES, states))
 
     def close(self) -> None:
         if self._answer is not None:

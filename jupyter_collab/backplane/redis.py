@@ -10,6 +10,10 @@ keys). Process-wide, three loops run:
   holder's rooms are taken over once its lease runs out), writes the holder's snapshots and
   re-announces presence.
 
+The parts: `connection.py` (the client and whether Redis answers), `opening.py` (where a
+room starts from), `link.py` (one open room's replica), `lease.py` (who saves a room),
+`listener.py` and `presence.py` (pub/sub). Rooms are seen only through `rooms/replica.py`.
+
 When Redis is unreachable, rooms keep serving their local clients; the reader retries with
 backoff and, once Redis answers again (possibly empty after a restart), every room
 republishes its full state and asks for what it lacks, so nothing is lost either way.
@@ -25,60 +29,31 @@ import asyncio
 import json
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
 
-from redis.asyncio import Redis
-from redis.exceptions import AuthenticationError, AuthorizationError, NoPermissionError, RedisError
-
-from .complaints import Complaints
+from ..rooms.replica import Claim, ReplicatedRoom
+from .connection import ERRORS, MAX_BACKOFF, RedisConnection, safe_url
 from .entries import ENTRY_MAX_BYTES
-from .link import RoomLink
+from .lease import LEASE_SECONDS, Change, LeaseTerms, SaveLease
+from .link import RoomKeys, RoomLink
 from .listener import CONTROL_CHANNEL, Listener
-from .local import BackplaneUnavailable, ControlHandler, LocalBackplane
+from .local import BackplaneUnavailable, ControlHandler
 from .messages import AWARENESS_HELLO
+from .opening import Opening
 
-if TYPE_CHECKING:
-    from ..rooms.document import DocumentRoom
+__all__ = ["STREAM_MAX_BYTES", "RedisBackplane", "safe_url"]
 
-LEASE_SECONDS = 3.0  # a dead holder's rooms are saved again at most this long after it died
 PRESENCE_SECONDS = 10.0  # presence is re-announced this often; silent for 3x: gone
 OPEN_TIMEOUT = 15.0  # how long opening a room waits for Redis or for another process loading it
-MAX_BACKOFF = 2.0
 RESTART_SECONDS = 1.0  # pause before a loop that failed is started again
-# A Redis up for less than this may have restarted empty, and the processes holding rooms
-# may not have republished them yet: a room without a snapshot is not loaded from its file
-# until then (it would start a history unrelated to theirs).
-RECOVERY_GRACE_SECONDS = 2 * MAX_BACKOFF + 1.0
 READ_BLOCK_MS = 1000
 STALL_SECONDS = 2.0  # a read that returns this much later than it could have: we were stalled
 STREAM_MAX_BYTES = 16 * 1024 * 1024  # per room stream, besides the entry count
-ERRORS = (RedisError, OSError)
-# Redis answers, but refuses these credentials (or this command, under an ACL): waiting
-# for it will not help, so opening a room fails at once and the log says why.
-REFUSED = (AuthenticationError, AuthorizationError, NoPermissionError)
-
-# Compare-and-renew / compare-and-delete: only the holder may extend or free its lease.
-IF_HOLDER = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call"
-RENEW = IF_HOLDER + "('pexpire', KEYS[1], ARGV[2]) end return 0"
-RELEASE = IF_HOLDER + "('del', KEYS[1]) end return 0"
 
 
-def safe_url(url: str) -> str:
-    """`url` as it may be logged: without a password (in the user part or the query)."""
-    parts = urlsplit(url)
-    user = f"{parts.username}@" if parts.username else ""
-    query = "&".join(p for p in parts.query.split("&") if p and not p.lower().startswith("password="))
-    return urlunsplit((parts.scheme, user + parts.netloc.rpartition("@")[2], parts.path, query, ""))
-
-
-class RedisBackplane(LocalBackplane):
+class RedisBackplane:
     """This process's side of the Redis backplane: the rooms linked here and the loops."""
-
-    errors = ERRORS
-    max_backoff = MAX_BACKOFF
 
     def __init__(
         self,
@@ -90,43 +65,32 @@ class RedisBackplane(LocalBackplane):
     ) -> None:
         if stream_max_bytes < ENTRY_MAX_BYTES:
             raise ValueError(f"backplane stream_max_bytes must be at least {ENTRY_MAX_BYTES} (one entry)")
-        self.url = url
+        self.conn = RedisConnection(url, log)
+        self.redis = self.conn.redis
         self.log = log
-        self.redis = Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
-        self.process = uuid.uuid4().hex
-        self.lease_ms = int(lease_seconds * 1000)
-        self.lease_valid = lease_seconds * 0.8  # our own view ends before Redis's
+        self.leases = LeaseTerms(self.conn, lease_seconds)
         self.stream_max_bytes = stream_max_bytes
-        self.complaints = Complaints(log)
         self.links: dict[str, RoomLink] = {}
-        self.connected = True  # until a command fails
-        self.refused = False  # the last failure was Redis refusing our credentials
-        self.on_control: ControlHandler | None = None
-        self.listener = Listener(self)
-        self._renew = self.redis.register_script(RENEW)
-        self._release = self.redis.register_script(RELEASE)
-        self._wake_key = f"collab:process:{self.process}:wake"
+        self.listener = Listener(self.conn, self.links)
+        self._wake_key = f"collab:process:{self.conn.process}:wake"
         self._wake_id = "0-0"
         self._tasks: list[asyncio.Task] = []
-        self._background: set[asyncio.Task] = set()
 
     async def start(self, on_control: ControlHandler) -> None:
-        self.on_control = on_control
+        self.listener.on_control = on_control
         try:
             await self.redis.ping()
-            self.log.info("jupyter_collab: Redis backplane at %s (process %s)", self._safe_url, self.process)
+            self.log.info(
+                "jupyter_collab: Redis backplane at %s (process %s)", self.conn.safe_url, self.conn.process
+            )
         except ERRORS as exc:
-            self.lost(exc)
+            self.conn.lost(exc)
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._supervised("reader", self._read_loop)),
             loop.create_task(self._supervised("pub/sub", self.listener.run)),
             loop.create_task(self._supervised("lease", self._lease_loop)),
         ]
-
-    @property
-    def _safe_url(self) -> str:
-        return safe_url(self.url)
 
     async def _supervised(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
         """Run a loop for as long as the backplane runs. Each loop handles Redis errors
@@ -141,104 +105,79 @@ class RedisBackplane(LocalBackplane):
                 self.log.exception("jupyter_collab: Redis backplane %s loop failed; restarting it", name)
             await asyncio.sleep(RESTART_SECONDS)
 
-    # -- connection state ------------------------------------------------------------------
-
-    def lost(self, exc: BaseException) -> None:
-        """A command failed: rooms go on locally and resync when Redis answers again. Redis
-        refusing our credentials (or, under an ACL, a command) gets an error line of its
-        own: unlike an outage, it needs someone to fix the configuration."""
-        refused = isinstance(exc, REFUSED)
-        if refused and not self.refused:
-            self.log.error(
-                "jupyter_collab: Redis at %s refused the backplane (%s); check the user, password "
-                "and ACL in backplane_url: rooms cannot be opened until Redis accepts them",
-                self._safe_url,
-                exc,
-            )
-        elif self.connected and not refused:
-            self.log.warning(
-                "jupyter_collab: lost the Redis backplane (%s); rooms keep serving their local "
-                "clients, reconnecting",
-                exc,
-            )
-        self.refused = refused
-        self.connected = False
-
-    async def guarded(self, command: Awaitable[Any]) -> None:
-        """Run a fire-and-forget command; a failure marks Redis as lost (a resync follows)."""
-        try:
-            await command
-        except ERRORS as exc:
-            self.lost(exc)
-
     async def _recover(self) -> None:
         """Redis answers again: republish every room's full state, ask for what we lack."""
         await self.redis.ping()
-        self.connected = True
-        self.refused = False
+        self.conn.answered()
         for link in list(self.links.values()):
             await link.resync()
         self.log.info("jupyter_collab: Redis backplane is back; re-synced %d room(s)", len(self.links))
 
     # -- rooms -----------------------------------------------------------------------------
 
-    async def open(self, room: DocumentRoom) -> None:
-        link = RoomLink(self, room)
+    async def claim(self, room_id: str) -> Claim:
+        """Find where `room_id` starts (`opening.py`), waiting for Redis, or for another
+        process loading it from disk, up to `OPEN_TIMEOUT`."""
+        keys = RoomKeys.of(room_id)
+        opening = Opening(self.conn, keys, SaveLease(self.leases, keys.lease), self._link)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + OPEN_TIMEOUT
         while True:
             try:
-                if await link.load():
-                    break
+                if await opening.find():
+                    return opening
                 pause = 0.05  # another process is loading it from disk: wait for its snapshot
             except ERRORS as exc:
-                self.lost(exc)
-                if self.refused:
-                    raise BackplaneUnavailable(f"Redis refused this server ({room.room_id})") from exc
+                self.conn.lost(exc)
+                if self.conn.refused:
+                    raise BackplaneUnavailable(f"Redis refused this server ({room_id})") from exc
                 pause = 0.5
             if loop.time() > deadline:
-                self.log.warning("jupyter_collab: cannot open %s: Redis did not answer in time", room.room_id)
-                raise BackplaneUnavailable(f"could not open {room.room_id} through Redis")
+                self.log.warning("jupyter_collab: cannot open %s: Redis did not answer in time", room_id)
+                raise BackplaneUnavailable(f"could not open {room_id} through Redis")
             await asyncio.sleep(pause)
-        room.link = link
-        room.awareness.track_local = True
+
+    async def _link(self, opening: Opening, room: ReplicatedRoom) -> None:
+        """The room `opening` claimed is loaded: link it, and read its stream from now on."""
+        link = RoomLink(
+            self.conn,
+            opening.keys,
+            opening.lease,
+            room,
+            stream_max_bytes=self.stream_max_bytes,
+            closed=self._detach,
+            last_id=opening.last_id,
+            written=opening.written,
+        )
+        room.attach(link)
+        await link.joined(opening.snapshot_state)
         self.links[room.room_id] = link
-        await self.guarded(self._attach(link))
+        await self.conn.guarded(self._attach(link))
 
     async def _attach(self, link: RoomLink) -> None:
         await self.redis.xadd(self._wake_key, {"w": "1"}, maxlen=8)
         await self.redis.expire(self._wake_key, 3600)
-        await self.listener.subscribe(link.channel)
+        await self.listener.subscribe(link.keys.channel)
         await link.presence.publish(AWARENESS_HELLO)
 
-    async def detach(self, link: RoomLink) -> None:
+    async def _detach(self, link: RoomLink) -> None:
         """The room closed here: leave its final state and free its lease."""
         self.links.pop(link.room.room_id, None)
-        if not self.connected:
+        if not self.conn.connected:
             return
         try:
-            if link.holds_lease():
+            if link.lease.holds():
                 await link.write_snapshot()
-                await link.release()
-            await self.listener.unsubscribe(link.channel)
+                await link.lease.release()
+            await self.listener.unsubscribe(link.keys.channel)
         except ERRORS as exc:
-            self.lost(exc)
-
-    async def just_restarted(self) -> bool:
-        info = await self.redis.info("server")
-        return int(info.get("uptime_in_seconds", RECOVERY_GRACE_SECONDS)) < RECOVERY_GRACE_SECONDS
-
-    async def renew(self, key: str) -> bool:
-        return bool(await self._renew(keys=[key], args=[self.process, self.lease_ms]))
-
-    async def release(self, key: str) -> None:
-        await self._release(keys=[key], args=[self.process])
+            self.conn.lost(exc)
 
     async def publish_control(self, message: dict[str, Any]) -> None:
         try:
-            await self.redis.publish(CONTROL_CHANNEL, json.dumps({**message, "from": self.process}))
+            await self.redis.publish(CONTROL_CHANNEL, json.dumps({**message, "from": self.conn.process}))
         except ERRORS as exc:
-            self.lost(exc)
+            self.conn.lost(exc)
 
     # -- loops -----------------------------------------------------------------------------
 
@@ -246,15 +185,15 @@ class RedisBackplane(LocalBackplane):
         backoff = 0.1
         while True:
             try:
-                if not self.connected:
+                if not self.conn.connected:
                     await self._recover()
                 streams = {self._wake_key: self._wake_id}
-                streams.update({link.stream: link.last_id for link in self.links.values()})
+                streams.update({link.keys.stream: link.last_id for link in self.links.values()})
                 started = time.monotonic()
                 replies = await self.redis.xread(streams, count=1000, block=READ_BLOCK_MS)
                 backoff = 0.1
             except ERRORS as exc:
-                self.lost(exc)
+                self.conn.lost(exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
                 continue
@@ -262,8 +201,8 @@ class RedisBackplane(LocalBackplane):
             # trimmed before we read them; look at each stream's trimmed ids.
             stalled = time.monotonic() - started > READ_BLOCK_MS / 1000 + STALL_SECONDS
             for link in self.links.values() if stalled else ():
-                self.background(self.guarded(link.check_gap(streams[link.stream])))
-            by_stream = {link.stream: link for link in self.links.values()}
+                self.conn.background(self.conn.guarded(link.check_gap(streams[link.keys.stream])))
+            by_stream = {link.keys.stream: link for link in self.links.values()}
             for key, entries in replies or []:
                 name = key.decode()
                 if name == self._wake_key:
@@ -278,15 +217,15 @@ class RedisBackplane(LocalBackplane):
                 except Exception:
                     self.log.exception("jupyter_collab: reading the stream of %s failed", link.room.room_id)
                 if len(entries) == 1000 and not stalled:
-                    self.background(self.guarded(link.check_gap(since)))
+                    self.conn.background(self.conn.guarded(link.check_gap(since)))
 
     async def _lease_loop(self) -> None:
         """Renew held leases, take free ones, write holders' snapshots, re-announce presence."""
-        tick = self.lease_ms / 3000
+        tick = self.leases.ms / 3000
         last_presence = time.monotonic()
         while True:
             await asyncio.sleep(tick)
-            if not self.connected:
+            if not self.conn.connected:
                 continue
             presence = time.monotonic() - last_presence >= PRESENCE_SECONDS
             if presence:
@@ -294,7 +233,7 @@ class RedisBackplane(LocalBackplane):
             try:
                 await self._lease_tick(presence)
             except ERRORS as exc:
-                self.lost(exc)
+                self.conn.lost(exc)
             except Exception:
                 self.log.exception("jupyter_collab: lease loop failed")
 
@@ -305,24 +244,18 @@ class RedisBackplane(LocalBackplane):
         started = time.monotonic()
         pipe = self.redis.pipeline(transaction=False)
         for link in links:
-            if link.holds_lease():
-                await self._renew(keys=[link.lease_key], args=[self.process, self.lease_ms], client=pipe)
-            else:
-                pipe.set(link.lease_key, self.process, nx=True, px=self.lease_ms)
-            pipe.hexists(link.snapshot_key, "state")
+            await link.lease.queue_claim(pipe)
+            pipe.hexists(link.keys.snapshot, "state")
         results = await pipe.execute()
         upkeep = self.redis.pipeline(transaction=False)  # the periodic, fire-and-forget part
-        for link, result, has_snapshot in zip(links, results[::2], results[1::2], strict=True):
-            held = link.holds_lease()
-            if result:
-                link.lease_until = started + self.lease_valid
-                if not held:
-                    self.log.info("jupyter_collab: this process now saves %s", link.room.room_id)
-                    link.room.take_over()
-            elif held:
-                link.lease_until = 0.0
+        for link, granted, has_snapshot in zip(links, results[::2], results[1::2], strict=True):
+            change = link.lease.settle(granted, started)
+            if change is Change.TAKEN:
+                self.log.info("jupyter_collab: this process now saves %s", link.room.room_id)
+                link.room.take_over()
+            elif change is Change.LOST:
                 self.log.info("jupyter_collab: another process now saves %s", link.room.room_id)
-            if link.holds_lease():
+            if link.lease.holds():
                 # A snapshot gone (deleted, or refused as malformed by a process opening the
                 # room) is written again, base included, so that the room can be opened.
                 link.base_dirty = link.base_dirty or not has_snapshot
@@ -331,17 +264,11 @@ class RedisBackplane(LocalBackplane):
                 link.trim()
             if presence:
                 link.room.expire_remote_awareness(time.monotonic() - 3 * PRESENCE_SECONDS)
-                if link.holds_lease():
+                if link.lease.holds():
                     link.refresh_ttl(upkeep)
                 link.presence.republish(upkeep)
         if len(upkeep):
             await upkeep.execute()
-
-    def background(self, coro: Awaitable[Any]) -> None:
-        """Run `coro` without waiting for it (kept referenced until it is done)."""
-        task = asyncio.ensure_future(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -1,13 +1,11 @@
-"""A document room: one shared document, its file, its history, and its clients.
+"""A document room: one shared document, its clients, and the rules for changing it.
 
-The room applies clients' updates, broadcasts what changed, saves to disk (debounced,
-with a bound on staleness), merges out-of-band file changes, and keeps clients with an
-unrelated history (e.g. from before a restart without history) from doubling content.
-
-With a shared backplane (several server processes, `backplane/`), the room is linked to
-the same room on the other processes (`self.link`): local changes are published, theirs
-are applied here (`apply_remote`), and only the process holding the room's save lease
-writes the file or merges out-of-band changes; the others follow what it writes.
+The room applies clients' updates (through the lock guard for non-owners), broadcasts what
+changed, and keeps clients with an unrelated history (e.g. from before a restart without
+history) from doubling content. Its file binding (`disk.py`) saves it and takes in changes
+made on disk. With several server processes, the room is attached to a replica
+(`replica.py`): local changes are published through it and the others' applied here; the
+room itself holds no scale-out code.
 """
 
 from __future__ import annotations
@@ -16,17 +14,16 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from jupyter_ydoc import YNotebook
-from pycrdt import TransactionEvent, get_state, merge_updates
+from pycrdt import TransactionEvent, merge_updates
 
-from ..documents.kinds import RoomKey, SharedDocument, content_hash
+from ..documents.kinds import RoomKey
 from ..documents.merge import merge_notebook
 from ..permissions import Access
-from ..persistence.files import DocumentFile, FileContent, FileStat, FileUnavailable
-from ..persistence.store import HistoryStore, StoredDocument
+from ..persistence.files import DocumentFile
+from ..persistence.store import HistoryStore
 from ..protocol import (
     EMPTY_UPDATE,
     VIEWERS_CANNOT_SAVE,
@@ -41,19 +38,13 @@ from ..protocol import (
     sync_frame,
     unrelated_histories,
 )
+from .disk import FileBinding, SaveSettings
 from .guard import ChangeRefused, LockGuard, Verdict, untrust
+from .loading import Loaded
+from .replica import UNREPLICATED, Replica
 from .room import Connection, Room, RoomEvents
 
-if TYPE_CHECKING:
-    from ..backplane.link import RoomLink
-
 T = TypeVar("T")
-
-
-@dataclass
-class SaveSettings:
-    save_delay: float = 0.5
-    max_save_delay: float = 1.0
 
 
 class DocumentRoom(Room):
@@ -61,6 +52,7 @@ class DocumentRoom(Room):
         self,
         key: RoomKey,
         file: DocumentFile,
+        loaded: Loaded,
         *,
         store: HistoryStore | None,
         save: SaveSettings,
@@ -68,87 +60,33 @@ class DocumentRoom(Room):
         events: RoomEvents,
         log: logging.Logger,
     ) -> None:
+        """A room for a loaded document (`loading.load_document`): it starts observing it."""
         super().__init__(key.room_id, broadcast_window=broadcast_window, events=events, log=log)
         self.key = key
         self.file = file
         self.store = store
-        self.save_settings = save
-        self.document = SharedDocument(key)
-        self.base: Any = None  # the content on disk, in document form
-        self.disk_hash: str | None = None  # hash of the bytes on disk
-        self.disk_stat: FileStat | None = None
+        self.document = loaded.document
+        self.disk = FileBinding(key.room_id, file, loaded, store=store, settings=save, log=log)
+        self.replica: Replica = UNREPLICATED  # the same room on other processes (a backplane)
         self._updates: list[bytes] = []
-        self._io_lock = asyncio.Lock()
-        self._dirty_since: float | None = None
-        self._save_timer: asyncio.TimerHandle | None = None
-        self._save_task: asyncio.Task | None = None
-        self._requested_save: asyncio.Task | None = None
         self._peer_states: dict[Connection, dict[int, int]] = {}
-        self._subscription = None
         self._dedupe_scheduled = False
         self._guard: LockGuard | None = None
-        self.link: RoomLink | None = None  # the same room on other processes (a backplane)
         self._applying_remote = False
-        self._marking_saved = False  # our own "saved" mark is not a change to save
-
-    # -- loading ---------------------------------------------------------------------------
-
-    async def load(self, shared: StoredDocument | None = None, *, owner: bool = True) -> None:
-        """Fill the document from the history store and the file (the file wins on conflict).
-
-        `shared` is the state other processes hold (from a backplane): it comes first, and
-        the local history adds to it only when it is of the same lineage. Only the `owner`
-        of the save lease merges a file that changed behind the shared state; the others
-        take the shared base and follow what the owner writes.
-        """
-        on_disk = await self.file.read()
-        stored = await self.store.load(self.room_id) if self.store else None
-        if shared is not None:
-            stored = _with_local_history(shared, stored)
-        if stored is not None:
-            try:
-                self.document.ydoc.apply_update(stored.state)
-                stored_base = json.loads(stored.base) if stored.base else None
-                current = self.document.content()  # must be readable as its kind
-            except Exception as exc:
-                self.log.warning(
-                    "jupyter_collab: history of %s unusable (%s); using the file", self.room_id, exc
-                )
-                await self.store.forget(self.room_id)
-                self.document = SharedDocument(self.key)
-                stored = None
-        self.loaded_from = "file" if stored is None else "history"
-        # Reading a large notebook back is costly (cold joins): read it once per path.
-        unsaved = False
-        if stored is None:
-            self.document.set(on_disk.content)
-            self.base = self.document.content()
-        elif on_disk.disk_hash == stored.base_hash and stored_base is not None:
-            self.base = stored_base  # the file is what we last wrote: the history is newer or equal
-            unsaved = content_hash(current) != content_hash(self.base)
-        elif not owner and stored_base is not None:
-            self.base = stored_base  # the lease holder merges the file; we follow its writes
-        else:
-            incoming = self.document.normalize(on_disk.content)
-            self.document.merge(stored_base if stored_base is not None else incoming, incoming)
-            self.base = incoming
-            unsaved = True
-            self.log.info(
-                "jupyter_collab: %s changed on disk while the server was away; merged", self.file.path
-            )
-        followed = owner or stored is None or on_disk.disk_hash == stored.base_hash
-        self.disk_hash = on_disk.disk_hash if followed else stored.base_hash
-        self.disk_stat = self.file.stat() if followed else None
-        if self.store:
-            self.store.open(self.room_id, self.document.ydoc.get_update)
-            if stored is None:
-                self.store.replace(self.room_id, self.document.ydoc.get_update())
-            self.store.set_base(self.room_id, json.dumps(self.base), self.disk_hash)
         self._subscription = self.document.ydoc.observe(self._on_transaction)
         self.document.observe_cell_inserts(self._schedule_dedupe)
         self._dedupe()
-        if unsaved:
-            self._touch()  # the history held edits the file did not: write them (if any remain)
+        if loaded.unsaved:
+            self.disk.touch()  # the history held edits the file did not: write them (if any remain)
+
+    @property
+    def base(self) -> Any:
+        """The content last written to or read from disk, in document form."""
+        return self.disk.base
+
+    async def check_disk(self) -> None:
+        """The file may have changed on disk (the watcher saw its stat change)."""
+        await self.disk.check()
 
     # -- changes ---------------------------------------------------------------------------
 
@@ -157,15 +95,14 @@ class DocumentRoom(Room):
         if update == EMPTY_UPDATE:
             return
         self._updates.append(update)
-        if self.link is not None and not self._applying_remote:
-            self.link.queue(update)
+        if not self._applying_remote:
+            self.replica.publish(update)
         if self._guard is not None:
             self._guard.follow(update)
         self._schedule_flush()
         if self.store:
             self.store.append(self.room_id, update)
-        if not self._marking_saved:
-            self._touch()
+        self.disk.document_changed()
 
     def _schedule_dedupe(self) -> None:
         if not self._dedupe_scheduled:
@@ -177,6 +114,30 @@ class DocumentRoom(Room):
         duplicated = self.document.remove_duplicate_cells()
         if duplicated:
             self.log.info("jupyter_collab: removed duplicated cells %s in %s", duplicated, self.room_id)
+
+    def pending_frames(self) -> list[bytes]:
+        frames = []
+        if self._updates:
+            updates, self._updates = self._updates, []
+            merged = updates[0] if len(updates) == 1 else merge_updates(*updates)
+            frames.append(sync_frame(SyncType.UPDATE, merged))
+        frames += super().pending_frames()
+        self.replica.flush(self.awareness.take_local_changes())
+        return frames
+
+    # -- what the replica calls (replica.ReplicatedRoom) -----------------------------------
+
+    def attach(self, replica: Replica) -> None:
+        """Publish through `replica` from now on; local presence changes are kept apart for it."""
+        self.replica = replica
+        self.disk.lease = replica
+        self.awareness.track_local = True
+
+    def state_vector(self) -> bytes:
+        return self.document.ydoc.get_state()
+
+    def update_since(self, state_vector: bytes | None = None) -> bytes:
+        return self.document.ydoc.get_update(state_vector)
 
     def apply_remote(self, update: bytes) -> None:
         """Apply an update that came from another process (it is not published again)."""
@@ -197,34 +158,25 @@ class DocumentRoom(Room):
         if self.awareness.expire_remotes(before):
             self._schedule_flush()
 
+    def local_awareness(self) -> bytes | None:
+        return self.awareness.local_snapshot()
+
     def take_over(self) -> None:
         """The save lease came to this process (its holder left or died): save soon; the
         save merges what changed on disk first."""
-        self._touch()
+        self.disk.touch()
 
     def disk_announced(self) -> None:
-        """The lease holder wrote or merged the file: follow it (see `_follow_disk`)."""
+        """The lease holder wrote or merged the file: follow it (see `FileBinding.check`)."""
         task = asyncio.get_running_loop().create_task(self.check_disk())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def base_json(self) -> str:
+    def base_snapshot(self) -> tuple[str, str]:
         """The content last written to or read from disk, as stored in a shared snapshot."""
-        return json.dumps(self.base)
+        return json.dumps(self.disk.base), self.disk.disk_hash or ""
 
-    def pending_frames(self) -> list[bytes]:
-        frames = []
-        if self._updates:
-            updates, self._updates = self._updates, []
-            merged = updates[0] if len(updates) == 1 else merge_updates(*updates)
-            frames.append(sync_frame(SyncType.UPDATE, merged))
-        frames += super().pending_frames()
-        if self.link is not None:
-            self.link.flush(self.awareness.take_local_changes())
-        return frames
-
-    def state_vector(self) -> bytes:
-        return self.document.ydoc.get_state()
+    # -- sync and enforcement --------------------------------------------------------------
 
     def leave(self, conn: Connection) -> None:
         super().leave(conn)
@@ -356,28 +308,7 @@ class DocumentRoom(Room):
         message = "Server restarted; your edits were merged. Please reload."
         conn.close_with(CloseCode.RELOAD, reload_reason("unknown_session", message))
 
-    # -- saving ----------------------------------------------------------------------------
-
-    def _touch(self) -> None:
-        """A change happened: save after a quiet `save_delay`, but never later than
-        `max_save_delay` after the first unsaved change."""
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        if self._dirty_since is None:
-            self._dirty_since = now
-        deadline = min(
-            now + self.save_settings.save_delay, self._dirty_since + self.save_settings.max_save_delay
-        )
-        if self._save_timer is not None:
-            self._save_timer.cancel()
-        self._save_timer = loop.call_at(deadline, self._start_save)
-
-    def _start_save(self) -> None:
-        self._save_timer = None
-        if self._save_task is None or self._save_task.done():
-            self._save_task = asyncio.get_running_loop().create_task(self.save())
-        else:
-            self._touch()  # a save is running; save again after it
+    # -- saving and closing ----------------------------------------------------------------
 
     async def handle_save(self, conn: Connection, request_id: int) -> dict:
         if not conn.access.role.can_edit:
@@ -385,155 +316,15 @@ class DocumentRoom(Room):
             self.events.emit("denied", self, conn, reason=VIEWERS_CANNOT_SAVE)
             conn.notify(denied_notice(conn.access.role.value, VIEWERS_CANNOT_SAVE))
             return save_reply(request_id, "failed")
-        if self._requested_save is None:
-            self._requested_save = asyncio.get_running_loop().create_task(self._save_on_request())
-        status = await asyncio.shield(self._requested_save)
-        return save_reply(request_id, status)
-
-    async def _save_on_request(self) -> str:
-        """One save for every request that arrives while it waits for the file: requests
-        coalesce (a client asking a thousand times costs one save, not a thousand hashes of
-        the document), and a request that arrives once it has started waits for the next."""
-        async with self._io_lock:
-            self._requested_save = None
-            return await self._save_locked()
-
-    async def save(self) -> str:
-        """Write the document if it changed; returns success / skipped / failed."""
-        async with self._io_lock:
-            return await self._save_locked()
-
-    async def _save_locked(self) -> str:
-        """The save itself; the caller holds the I/O lock."""
-        if self._save_timer is not None:
-            self._save_timer.cancel()
-            self._save_timer = None
-        self._dirty_since = None
-        if self.link is not None and not await self.link.confirm_lease():
-            return "skipped"  # the lease holder (another process) saves
-        await self._merge_disk_changes()
-        content = self.document.content()
-        digest = content_hash(content)
-        if digest == content_hash(self.base):
-            self._mark_saved()
-            return "skipped"
-        if self.link is not None:
-            await self.link.announce_content(digest)  # before the write: see _follow_disk
-        try:
-            self.disk_hash = await self.file.write(self.document.file_content())
-        except (FileUnavailable, Exception) as exc:
-            self.log.error("jupyter_collab: saving %s failed: %s", self.file.path or self.room_id, exc)
-            return "failed"
-        self.disk_stat = self.file.stat()
-        self.base = content
-        if self.store:
-            self.store.set_base(self.room_id, json.dumps(content), self.disk_hash)
-        self._mark_saved()
-        return "success"
-
-    def _mark_saved(self) -> None:
-        """Clear the document's `dirty` flag (JupyterLab sets it on every edit and shows an
-        unsaved-changes mark while it is set), as the reference server does after a save."""
-        if not self.document.model.dirty:
-            return
-        self._marking_saved = True
-        try:
-            with self.document.ydoc.transaction(origin="saved"):
-                self.document.model.dirty = False
-        finally:
-            self._marking_saved = False
-
-    # -- out-of-band changes ---------------------------------------------------------------
-
-    async def check_disk(self) -> None:
-        """Called by the file watcher when the file's stat changed."""
-        async with self._io_lock:
-            if self.link is not None and not self.link.holds_lease():
-                await self._follow_disk()
-            else:
-                await self._merge_disk_changes()
-
-    async def _follow_disk(self) -> None:
-        """Not the lease holder: take what the holder wrote (or merged) as the new base,
-        without merging anything, so that a takeover merges against the right base. A
-        change nobody announced is left alone: it is the holder's to merge."""
-        stat = self.file.stat()
-        if stat is None or stat == self.disk_stat:
-            return
-        try:
-            on_disk = await self.file.read()
-        except FileUnavailable:
-            return
-        if on_disk.disk_hash == self.disk_hash or self._adopt_written(on_disk):
-            self.disk_stat = stat
-
-    def _adopt_written(self, on_disk: FileContent) -> bool:
-        """If a lease holder wrote (or merged) this content, it is already in the shared
-        document: take it as the base instead of merging it again. Merging it would treat
-        a holder's last write (one it had no time to announce as written, when killed) as
-        an out-of-band change and could revert what was typed since."""
-        if self.link is None:
-            return False
-        incoming = self.document.normalize(on_disk.content)
-        if not self.link.was_written(content_hash(incoming)):
-            return False
-        self.base = incoming
-        self.disk_hash = on_disk.disk_hash
-        if self.store:
-            self.store.set_base(self.room_id, json.dumps(incoming), self.disk_hash)
-        return True
-
-    async def _merge_disk_changes(self) -> None:
-        stat = self.file.stat()
-        if stat is None or stat == self.disk_stat:
-            return
-        self.disk_stat = stat
-        try:
-            on_disk = await self.file.read()
-        except FileUnavailable as exc:
-            self.log.warning("jupyter_collab: cannot merge the changed file: %s", exc)
-            return
-        if on_disk.disk_hash == self.disk_hash or self._adopt_written(on_disk):
-            return  # touched, not changed; or written by the previous lease holder
-        incoming = self.document.normalize(on_disk.content)
-        self.document.merge(self.base, incoming)
-        self.base = incoming
-        self.disk_hash = on_disk.disk_hash
-        if self.store:
-            self.store.set_base(self.room_id, json.dumps(incoming), self.disk_hash)
-        if self.link is not None:
-            await self.link.announce_content(content_hash(incoming))
-        self.log.info("jupyter_collab: merged out-of-band changes of %s", self.file.path)
-
-    # -- shutdown --------------------------------------------------------------------------
-
-    @property
-    def has_unsaved_changes(self) -> bool:
-        return self._dirty_since is not None or self._save_timer is not None
+        return save_reply(request_id, await self.disk.save_requested())
 
     async def stop(self) -> None:
         """Flush broadcasts, the pending save and the history; stop observing."""
         self.flush()
-        if self._save_task is not None:
-            await asyncio.shield(self._save_task)
-        await self.save()
-        if self.link is not None:
-            await self.link.close()
+        await self.disk.finish()
+        await self.replica.close()
         if self._subscription is not None:
             self.document.ydoc.unobserve(self._subscription)
             self._subscription = None
         if self.store:
             self.store.close(self.room_id)
-
-
-def _with_local_history(shared: StoredDocument, local: StoredDocument | None) -> StoredDocument:
-    """The shared state plus this process's own history when both share a lineage (it may
-    hold edits made while the backplane was away); an unrelated local history (from before
-    this process joined the cluster) is ignored: merging it would double every cell."""
-    if local is None:
-        return shared
-    theirs = decode_state_vector(get_state(shared.state))
-    ours = decode_state_vector(get_state(local.state))
-    if theirs and not (theirs.keys() & ours.keys()):
-        return shared
-    return StoredDocument(merge_updates(shared.state, local.state), shared.base, shared.base_hash)

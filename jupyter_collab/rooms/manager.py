@@ -11,15 +11,17 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..backplane import LocalBackplane
 from ..documents.kinds import BadRoomId, RoomKey, parse_room_id
 from ..persistence.files import DocumentFile
 from ..persistence.store import HistoryStore
 from ..persistence.watcher import FileWatcher
 from ..protocol import CloseCode
 from .awareness import AwarenessLimits
-from .document import DocumentRoom, SaveSettings
+from .disk import SaveSettings
+from .document import DocumentRoom
+from .loading import load_document
 from .presence import PresenceRoom
+from .replica import Replication
 from .room import Connection, Room, RoomEvents
 
 # Longer than any document room id ("base64:file:" and a file id of at most 200 characters).
@@ -52,14 +54,14 @@ class RoomManager:
         close_delay: float,
         events: RoomEvents,
         log: logging.Logger,
-        backplane: LocalBackplane | None = None,
+        backplane: Replication,
         limits: Limits | None = None,
     ) -> None:
         self.limits = limits or Limits()
         self._awareness_rooms = re.compile(self.limits.awareness_rooms)
         self._sockets: Counter[str] = Counter()  # connections per username, all rooms
         self.events = events
-        self.backplane = backplane or LocalBackplane()
+        self.backplane = backplane
         self.make_file = make_file
         self.store = store
         self.watcher = watcher
@@ -110,9 +112,23 @@ class RoomManager:
             )
             presence.awareness.limits = self.limits.awareness
             return presence
+        return await self._open_document(key)
+
+    async def _open_document(self, key: RoomKey) -> DocumentRoom:
+        """Load a document room: the backplane says where it starts from (the state other
+        processes hold, and whether this process saves it), the room is loaded from that,
+        its history and its file, then attached to the same room on other processes."""
+        file = self.make_file(key)
+        claim = await self.backplane.claim(key.room_id)
+        try:
+            loaded = await load_document(key, file, self.store, claim.start, self.log)
+        except BaseException:
+            await claim.abandon()
+            raise
         room = DocumentRoom(
             key,
-            self.make_file(key),
+            file,
+            loaded,
             store=self.store,
             save=self.save,
             broadcast_window=self.broadcast_window,
@@ -120,11 +136,9 @@ class RoomManager:
             log=self.log,
         )
         room.awareness.limits = self.limits.awareness
-        await self.backplane.open(room)
-        self.watcher.watch(room)
-        self.log.info(
-            "jupyter_collab: opened room %s (%s) from %s", room_id, room.file.path, room.loaded_from
-        )
+        await claim.attach(room)
+        self.watcher.watch(room.room_id, room.disk.changed_on_disk, room.check_disk)
+        self.log.info("jupyter_collab: opened room %s (%s) from %s", key.room_id, file.path, loaded.source)
         return room
 
     def admit(self, room: Room, conn: Connection, username: str) -> str | None:
@@ -179,8 +193,7 @@ class RoomManager:
         try:
             await room.stop()
         finally:
-            if isinstance(room, DocumentRoom):
-                self.watcher.unwatch(room)
+            self.watcher.unwatch(room.room_id)
             self.rooms.pop(room.room_id, None)
             self._locks.pop(room.room_id, None)
             self.log.info("jupyter_collab: closed room %s", room.room_id)
