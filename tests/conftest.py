@@ -7,16 +7,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .server import ServerProcess
-from .team import Team, team_server
+if TYPE_CHECKING:  # imported in the fixtures: the unit tier, which uses none, starts faster
+    from .server import ServerProcess
+    from .team import Team
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    from .server import ServerProcess
+
     proc = ServerProcess(tmp_path).start()
     yield proc
     proc.stop()
@@ -25,6 +28,8 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
 @pytest.fixture
 def make_server(tmp_path: Path) -> Iterator[Any]:
     """Factory for servers with custom CollabApp config."""
+    from .server import ServerProcess
+
     started: list[ServerProcess] = []
 
     def make(config: dict[str, Any] | None = None, name: str = "srv") -> ServerProcess:
@@ -40,6 +45,8 @@ def make_server(tmp_path: Path) -> Iterator[Any]:
 @pytest.fixture
 def team(tmp_path: Path) -> Iterator[Team]:
     """A server whose users alice, bob, carol, dave have roles from a file (tests/team.py)."""
+    from .team import team_server
+
     team = team_server(tmp_path)
     yield team
     team.server.stop()
@@ -48,6 +55,8 @@ def team(tmp_path: Path) -> Iterator[Team]:
 @pytest.fixture
 def make_team(tmp_path: Path) -> Iterator[Any]:
     """Factory for team servers with custom CollabApp config or policy lines."""
+    from .team import team_server
+
     teams: list[Team] = []
 
     def make(config: dict[str, Any] | None = None, policy: list[str] | None = None) -> Team:
