@@ -105,3 +105,32 @@ def merge3(base: str, ours: str, theirs: str) -> str:
         cursor = max(cursor, end)
     result.extend(base_lines[cursor:])
     return "".join(result)
+
+
+def replace_tail(ytext: Text, old: str, new: str, offset: int = 0) -> bool:
+    """Turn the text after UTF-8 byte `offset` of `ytext` from `old` into `new` by keeping
+    their common prefix and replacing everything after it, to the end.
+
+    Unlike `replace_text`, the edit always reaches the end of the text: JupyterLab applies a
+    stream output's text event as "remove the last n characters, then append", whatever the
+    retain (`CodeCellModel._onSharedModelChanged`), so an edit that stops short of the end
+    would be misapplied by every JupyterLab peer. `old` must be the text's current content
+    after `offset`; the caller knows it (the output mirror), which saves reading a long
+    output back. The prefix is found on code points, so no character is ever split.
+    """
+    if old == new:
+        return False
+    low, high = 0, min(len(old), len(new))
+    while low < high:  # the longest common prefix, by halving: slices compare in C
+        middle = (low + high + 1) // 2
+        if old[:middle] == new[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    start = offset + _utf8_len(old[:low])
+    removed = _utf8_len(old) - _utf8_len(old[:low])
+    if removed:
+        del ytext[start : start + removed]
+    if low < len(new):
+        ytext.insert(start, new[low:])
+    return True
