@@ -10,15 +10,14 @@ last, then removals from an index to the end and appends.
 
 Semantics, each after the JupyterLab 4.6 code it follows:
 - consecutive stream chunks of the same name merge into one output, and `\\r`, `\\b` and
-  `\\n` are applied as `Private.processText` (outputarea `model.ts`) does, kept linear: all
-  text before the last `\\n` is immutable, so a stream is committed lines plus the current
-  line and a cursor;
+  `\\n` are applied as `Private.processText` (outputarea `model.ts`) does, in linear time
+  (`streams.StreamText`);
 - `clear_output(wait=True)` clears at the next output, `clear_output()` at once
   (`OutputAreaModel.clear`);
 - a `display_data` whose display id was seen before first updates every output showing
   that id, in this cell and in others, then is appended; `update_display_data` only updates
-  (`KernelConnection._handleDisplayId`, `OutputArea._onIOPub`). Cells that finished are
-  reached through `DisplayIndex`, which remembers where their outputs are, not the outputs;
+  (`KernelConnection._handleDisplayId`, `OutputArea._onIOPub`); other cells, finished
+  ones included, are reached through `displays.DisplayIndex`;
 - a per-cell size bound: past it, output is counted, not kept, and one note says how much
   was dropped; errors are still kept, tracebacks bounded.
 
@@ -27,53 +26,32 @@ units and `\\r` followed by text can leave half of an emoji behind there, which 
 written to the document; for text without astral characters the results are identical.
 
 Called by later slices (kernel routing, §6): `OutputMirror.handle`, `add_page` (execute
-reply payloads), `add_input` (answered `input()`), and `DisplayIndex.reset` (kernel restart).
+reply payloads), `add_input` (answered `input()`); and `DisplayIndex.reset` (kernel restart).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from .displays import DisplayIndex
+from .streams import StreamText, utf8
 
 Output = dict[str, Any]
 
 TRACEBACK_LIMIT = 64 * 1024
 NOTE_PREFIX = "[jupyter-collab] output truncated:"
-_CONTROL = re.compile("([\n\b\r])")
 _RICH = ("display_data", "execute_result")
-
-
-def _utf8(text: str) -> int:
-    return len(text.encode("utf-8"))
 
 
 def _value_bytes(value: Any) -> int:
     if isinstance(value, str):
-        return _utf8(value)
+        return utf8(value)
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return sum(_utf8(item) for item in value)
-    return _utf8(json.dumps(value))
-
-
-def _canonical(value: Any) -> Any:
-    """JSON as the document gives it back: Yjs numbers are floats, so 3.0 and 3 are one."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {key: _canonical(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_canonical(item) for item in value]
-    return value
-
-
-def output_digest(output: Output) -> str:
-    """A digest of one output that is the same for the mirror's dict and the document's."""
-    text = json.dumps(_canonical(output), sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return sum(utf8(item) for item in value)
+    return utf8(json.dumps(value))
 
 
 def _human(size: int) -> str:
@@ -83,100 +61,14 @@ def _human(size: int) -> str:
     return f"{size} bytes"
 
 
-class StreamText:
-    """One stream output's text: committed lines, the current line and a cursor in it."""
-
-    def __init__(self) -> None:
-        self._committed: list[str] = []  # whole lines, each ending in "\n"
-        self.committed_bytes = 0
-        self._line: list[str] = []  # pieces of the current line (appends are the usual case)
-        self._line_len = 0
-        self._line_bytes = 0
-        self._cursor = 0
-
-    @property
-    def size(self) -> int:
-        return self.committed_bytes + self._line_bytes
-
-    @property
-    def committed_parts(self) -> int:
-        return len(self._committed)
-
-    @property
-    def line(self) -> str:
-        if len(self._line) > 1:
-            self._line = ["".join(self._line)]
-        return self._line[0] if self._line else ""
-
-    def text(self) -> str:
-        return "".join(self._committed) + self.line
-
-    def since(self, parts: int) -> str:
-        """The text after the first `parts` committed lines."""
-        return "".join(self._committed[parts:]) + self.line
-
-    def feed(self, chunk: str) -> None:
-        """Apply one chunk as `Private.processText(index, chunk, text)` would."""
-        for token in _CONTROL.split(chunk):
-            if token == "\n":  # appended at the end of the text, wherever the cursor is
-                line = self.line
-                self._committed.append(line + "\n")
-                self.committed_bytes += self._line_bytes + 1
-                self._line, self._line_len, self._line_bytes, self._cursor = [], 0, 0, 0
-            elif token == "\r":
-                self._cursor = 0
-            elif token == "\b":  # drops the character before the cursor and the one under it
-                if self._cursor > 0:
-                    line = self.line
-                    self._set_line(line[: self._cursor - 1] + line[self._cursor + 1 :])
-                    self._cursor -= 1
-            elif token and self._cursor == self._line_len:
-                self._line.append(token)
-                self._line_len += len(token)
-                self._line_bytes += _utf8(token)
-                self._cursor = self._line_len
-            elif token:  # overwrite from the cursor, as after "\r"
-                line = self.line
-                end = self._cursor + len(token)
-                self._set_line(line[: self._cursor] + token + line[end:])
-                self._cursor = end
-
-    def _set_line(self, line: str) -> None:
-        self._line = [line] if line else []
-        self._line_len = len(line)
-        self._line_bytes = _utf8(line)
-
-    def truncate(self, keep: int) -> str:
-        """Keep at most `keep` bytes of text (whole characters); return the text cut off.
-        Whole lines that fit stay as they were, so an earlier tail edit stays valid."""
-        kept: list[str] = []
-        total = 0
-        pieces = [*self._committed, self.line]
-        for index, piece in enumerate(pieces):
-            size = _utf8(piece)
-            if total + size > keep:
-                head = piece.encode("utf-8")[: keep - total].decode("utf-8", "ignore")
-                kept.append(head)
-                total += _utf8(head)
-                dropped = piece[len(head) :] + "".join(pieces[index + 1 :])
-                break
-            kept.append(piece)
-            total += size
-        else:
-            return ""
-        self._committed = [piece for piece in kept if piece]
-        self.committed_bytes = total
-        self._set_line("")
-        self._cursor = 0
-        return dropped
-
-
 class _Entry:
     """One output of the mirror: a rich output as nbformat, or a stream being built."""
 
     __slots__ = ("display_id", "output", "size", "stream")
 
-    def __init__(self, output: Output, size: int, stream: StreamText | None = None, display_id: str | None = None):
+    def __init__(
+        self, output: Output, size: int, stream: StreamText | None = None, display_id: str | None = None
+    ):
         self.output = output
         self.size = size
         self.stream = stream
@@ -209,90 +101,12 @@ class Delta:
     append: list[Output]
 
 
-@dataclass
-class DisplayRef:
-    """Where a finished cell shows a display id: its position and the output's digest."""
-
-    cell_id: str
-    position: int
-    digest: str
-
-
-@dataclass(frozen=True)
-class ForeignUpdate:
-    """A display update for output `position` of a finished cell, if it is still `expected`."""
-
-    cell_id: str
-    position: int
-    expected: str
-    output: Output
-
-
-class DisplayIndex:
-    """Display ids across the cells of one kernel and room: live mirrors, and for finished
-    cells where the output is, so that an update reaches it as JupyterLab's does."""
-
-    def __init__(self, on_foreign: Callable[[], None]) -> None:
-        self._on_foreign = on_foreign
-        self._live: dict[str, OutputMirror] = {}
-        self._shown: dict[str, set[str]] = {}  # display id -> ids of live cells showing it
-        self._refs: dict[str, list[DisplayRef]] = {}
-        self._pending: list[ForeignUpdate] = []
-
-    def attach(self, mirror: OutputMirror) -> None:
-        """A cell starts running: its earlier outputs are about to go."""
-        self.forget(mirror.cell_id)
-        self._live[mirror.cell_id] = mirror
-
-    def shown(self, display_id: str, cell_id: str) -> None:
-        self._shown.setdefault(display_id, set()).add(cell_id)
-
-    def knows(self, display_id: str) -> bool:
-        return display_id in self._shown or display_id in self._refs
-
-    def update(self, display_id: str, output: Output) -> None:
-        for cell_id in sorted(self._shown.get(display_id, ())):
-            self._live[cell_id].replace_display(display_id, output)
-        digest = output_digest(output)
-        for ref in self._refs.get(display_id, ()):
-            self._pending.append(ForeignUpdate(ref.cell_id, ref.position, ref.digest, output))
-            ref.digest = digest
-        if self._refs.get(display_id):
-            self._on_foreign()
-
-    def retire(self, mirror: OutputMirror) -> None:
-        """A cell ended and its outputs are written: remember where its displays are."""
-        self._live.pop(mirror.cell_id, None)
-        for cells in self._shown.values():
-            cells.discard(mirror.cell_id)
-        self._shown = {key: cells for key, cells in self._shown.items() if cells}
-        for position, display_id, output in mirror.displays():
-            self._refs.setdefault(display_id, []).append(DisplayRef(mirror.cell_id, position, output_digest(output)))
-
-    def forget(self, cell_id: str, position: int | None = None) -> None:
-        """Drop a finished cell's entries (re-run, or its output is no longer ours)."""
-        for display_id, refs in list(self._refs.items()):
-            kept = [r for r in refs if r.cell_id != cell_id or position not in (None, r.position)]
-            if kept:
-                self._refs[display_id] = kept
-            else:
-                del self._refs[display_id]
-
-    def take_foreign(self) -> list[ForeignUpdate]:
-        pending, self._pending = self._pending, []
-        return pending
-
-    def reset(self) -> None:
-        """The kernel restarted: its display ids mean nothing any more."""
-        self._shown.clear()
-        self._refs.clear()
-        self._pending.clear()
-
-
 class OutputMirror:
     """The outputs of one running cell, and what the document has of them."""
 
-    def __init__(self, cell_id: str, *, limit: int, displays: DisplayIndex, on_change: Callable[[], None]) -> None:
+    def __init__(
+        self, cell_id: str, *, limit: int, displays: DisplayIndex, on_change: Callable[[], None]
+    ) -> None:
         self.cell_id = cell_id
         self.limit = limit
         self._displays = displays
@@ -388,7 +202,11 @@ class OutputMirror:
             append.append(self._note())
         self._synced = self._dirty_from = outputs_now
         last = self._entries[-1].stream if self._entries and not self.truncated else None
-        self._stable = None if last is None else (last.committed_parts, last.committed_bytes, last.since(last.committed_parts))
+        self._stable = (
+            None
+            if last is None
+            else (last.committed_parts, last.committed_bytes, last.since(last.committed_parts))
+        )
         return Delta(expected, text, keep, append)
 
     def _touch(self, position: int) -> None:
@@ -408,7 +226,7 @@ class OutputMirror:
     def _add_stream(self, name: str, text: str) -> None:
         self._apply_clear_next()
         if self.truncated:
-            self._drop(_utf8(text), 0, text.count("\n"))
+            self._drop(utf8(text), 0, text.count("\n"))
             return
         last = self._entries[-1] if self._entries else None
         if last is None or last.stream is None or last.output["name"] != name:
@@ -425,7 +243,7 @@ class OutputMirror:
             cut = stream.truncate(max(0, last.size - (self._size - self.limit)))
             self._size -= last.size - stream.size
             last.size = stream.size
-            self._drop(_utf8(cut), 0, cut.count("\n"))
+            self._drop(utf8(cut), 0, cut.count("\n"))
             if stream.committed_bytes < stable:  # the cut reached text the document has
                 self._touch(len(self._entries) - 1)
         self._on_change()
@@ -448,7 +266,7 @@ class OutputMirror:
         traceback: list[str] = []
         budget = TRACEBACK_LIMIT
         for line in content.get("traceback", []):
-            budget -= _utf8(line)
+            budget -= utf8(line)
             if budget < 0:
                 traceback.append(f"[jupyter-collab] traceback cut at {_human(TRACEBACK_LIMIT)}")
                 break
@@ -459,7 +277,7 @@ class OutputMirror:
             "evalue": content.get("evalue", "")[:TRACEBACK_LIMIT],
             "traceback": traceback,
         }
-        size = sum(_utf8(line) for line in traceback) + _utf8(output["evalue"])
+        size = sum(utf8(line) for line in traceback) + utf8(output["evalue"])
         self._size += size
         self._entries.append(_Entry(output, size))
         self._touch(len(self._entries) - 1)
@@ -484,7 +302,11 @@ class OutputMirror:
 
 
 def _rich(msg_type: str, content: dict[str, Any]) -> Output:
-    output: Output = {"output_type": msg_type, "data": content.get("data", {}), "metadata": content.get("metadata", {})}
+    output: Output = {
+        "output_type": msg_type,
+        "data": content.get("data", {}),
+        "metadata": content.get("metadata", {}),
+    }
     if msg_type == "execute_result":
         output["execution_count"] = content.get("execution_count")
     return output

@@ -61,7 +61,9 @@ class OutputArea:
         if output["output_type"] == "stream":
             if output["name"] == self.last_stream_name and self.outputs:
                 last = self.outputs[-1]
-                last["text"], self.stream_index = process_text(self.stream_index, output["text"], last["text"])
+                last["text"], self.stream_index = process_text(
+                    self.stream_index, output["text"], last["text"]
+                )
                 return
             output["text"], self.stream_index = process_text(0, output["text"])
         self.outputs.append(output)
@@ -97,7 +99,9 @@ class JupyterLabPeer:
         for index, cell_events in by_cell.items():
             cell_id = self._notebook.ycells[index].get("id")
             area = self.areas.setdefault(cell_id, OutputArea([]))
-            text_events = [e for e in cell_events if len(e.path) == 4 and e.path[1] == "outputs" and e.path[3] == "text"]
+            text_events = [
+                e for e in cell_events if len(e.path) == 4 and e.path[1] == "outputs" and e.path[3] == "text"
+            ]
             if text_events:
                 for change in text_events[0].delta:
                     if "delete" in change:

@@ -14,39 +14,44 @@ from typing import Any
 
 import pytest
 
-from jupyter_collab.execution.outputs import NOTE_PREFIX, DisplayIndex, OutputMirror, StreamText
+from jupyter_collab.execution.displays import DisplayIndex
+from jupyter_collab.execution.outputs import NOTE_PREFIX, OutputMirror
+from jupyter_collab.execution.streams import StreamText
 
 from .jlab_reader import process_text
 
 GOLDEN: list[tuple[list[str], str]] = [
-    (['hello'], 'hello'),
-    (['a', 'b', 'c'], 'abc'),
-    (['line1\n', 'line2\n'], 'line1\nline2\n'),
-    (['10%\r', '20%\r', '100%\n', 'done\n'], '100%\ndone\n'),
-    (['\r  0%|          | 0/10', '\r 50%|█████     | 5/10', '\r100%|██████████| 10/10', '\n'], '100%|██████████| 10/10\n'),
-    (['abc\rX'], 'Xbc'),
-    (['abc\rX\n'], 'Xbc\n'),
-    (['abc\x08'], 'ab'),
-    (['abc\x08d'], 'abd'),
-    (['ab\x08\x08X'], 'X'),
-    (['a\n\x08b'], 'a\nb'),
-    (['\x08x'], 'x'),
-    (['abc', '\rxy', 'z\n', '12\r3'], 'xyz\n32'),
-    (['a\r\nb'], 'a\nb'),
-    (['abc\r', 'd'], 'dbc'),
-    (['12345\r', 'ab\n'], 'ab345\n'),
-    (['x\x08\x08\x08y'], 'y'),
-    (['ab\rc\x08d'], 'd'),
-    (['\r\r\n\n'], '\n\n'),
-    (['a\nb\rc\nd'], 'a\nc\nd'),
-    (['', 'a'], 'a'),
-    (['x\nabc\r\x08'], 'x\nabc'),
-    (['abcd\r', 'xy\x08z'], 'xz'),
-    (['héllo █▌\r', 'wörld\n'], 'wörld █▌\n'),
-    (['abc\rd', 'e\n', 'f'], 'dec\nf'),
-    (['loading', '.', '.', '\x08\x08\x08   \rok\n'], 'okadin   \n'),
-    (['a\rb\rc\rd'], 'd'),
-    (['one\ntwo\rTHREE\n'], 'one\nTHREE\n'),
+    (["hello"], "hello"),
+    (["a", "b", "c"], "abc"),
+    (["line1\n", "line2\n"], "line1\nline2\n"),
+    (["10%\r", "20%\r", "100%\n", "done\n"], "100%\ndone\n"),
+    (
+        ["\r  0%|          | 0/10", "\r 50%|█████     | 5/10", "\r100%|██████████| 10/10", "\n"],
+        "100%|██████████| 10/10\n",
+    ),
+    (["abc\rX"], "Xbc"),
+    (["abc\rX\n"], "Xbc\n"),
+    (["abc\x08"], "ab"),
+    (["abc\x08d"], "abd"),
+    (["ab\x08\x08X"], "X"),
+    (["a\n\x08b"], "a\nb"),
+    (["\x08x"], "x"),
+    (["abc", "\rxy", "z\n", "12\r3"], "xyz\n32"),
+    (["a\r\nb"], "a\nb"),
+    (["abc\r", "d"], "dbc"),
+    (["12345\r", "ab\n"], "ab345\n"),
+    (["x\x08\x08\x08y"], "y"),
+    (["ab\rc\x08d"], "d"),
+    (["\r\r\n\n"], "\n\n"),
+    (["a\nb\rc\nd"], "a\nc\nd"),
+    (["", "a"], "a"),
+    (["x\nabc\r\x08"], "x\nabc"),
+    (["abcd\r", "xy\x08z"], "xz"),
+    (["héllo █▌\r", "wörld\n"], "wörld █▌\n"),
+    (["abc\rd", "e\n", "f"], "dec\nf"),
+    (["loading", ".", ".", "\x08\x08\x08   \rok\n"], "okadin   \n"),
+    (["a\rb\rc\rd"], "d"),
+    (["one\ntwo\rTHREE\n"], "one\nTHREE\n"),
 ]
 
 
@@ -192,7 +197,12 @@ def test_execute_result_and_error_are_nbformat_outputs():
     )
     assert mirror.outputs == [
         {"output_type": "execute_result", "execution_count": 3, "data": {"text/plain": "42"}, "metadata": {}},
-        {"output_type": "error", "ename": "ValueError", "evalue": "bad", "traceback": ["Trace", "ValueError: bad"]},
+        {
+            "output_type": "error",
+            "ename": "ValueError",
+            "evalue": "bad",
+            "traceback": ["Trace", "ValueError: bad"],
+        },
     ]
 
 
