@@ -29,20 +29,20 @@ class DisplaySource(Protocol):
     def displays(self) -> Iterator[tuple[int, str, Output]]: ...
 
 
-def _canonical(value: Any) -> Any:
+def canonical(value: Any) -> Any:
     """JSON as the document gives it back: Yjs numbers are floats, so 3.0 and 3 are one."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dict):
-        return {key: _canonical(item) for key, item in value.items()}
+        return {key: canonical(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_canonical(item) for item in value]
+        return [canonical(item) for item in value]
     return value
 
 
 def output_digest(output: Output) -> str:
     """A digest of one output that is the same for the mirror's dict and the document's."""
-    text = json.dumps(_canonical(output), sort_keys=True, ensure_ascii=False)
+    text = json.dumps(canonical(output), sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from jupyter_ydoc import YNotebook
 
+from jupyter_collab.execution.displays import canonical
 from jupyter_collab.execution.writer import OutputWriter
 
 from .jlab_reader import JupyterLabPeer
@@ -78,24 +79,14 @@ class Setup:
     def document(self, cell_id: str) -> list[dict[str, Any]]:
         for cell in self.notebook.ycells.to_py():
             if cell["id"] == cell_id:
-                return [_ints(o) for o in cell["outputs"]]
+                return [canonical(o) for o in cell["outputs"]]
         raise KeyError(cell_id)
 
     def check(self, cell_id: str) -> list[dict[str, Any]]:
         """The document's outputs, after checking that a JupyterLab peer shows the same."""
         outputs = self.document(cell_id)
-        assert [_ints(o) for o in self.peer.shown(cell_id)] == outputs
+        assert [canonical(o) for o in self.peer.shown(cell_id)] == outputs
         return outputs
-
-
-def _ints(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _ints(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_ints(v) for v in value]
-    return value
 
 
 def stream(text: str, name: str = "stdout") -> tuple[str, dict[str, Any]]:
