@@ -51,14 +51,6 @@ pytestmark = [
 Cells = list[dict[str, Any]]  # [{"id", "outputs"}] in document order
 
 
-class Timer:
-    def __init__(self, when: float, callback: Callable[[], None]) -> None:
-        self.when, self.callback, self.cancelled = when, callback, False
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-
 class Run:
     """A notebook, a writer on a hand-driven clock, and a record of every transaction: its
     update and the outputs the Python document has after it."""
@@ -70,7 +62,7 @@ class Run:
                 {"cell_type": "code", "id": f"c{index}", "source": "", "metadata": {}, "outputs": []}
             )
         self.now = 0.0
-        self.timer: Timer | None = None
+        self.timer: tuple[float, Callable[[], None]] | None = None  # the writer has one at most
         self.writer = OutputWriter(
             self.transact, clock=lambda: self.now, call_later=self._call_later, limit=limit
         )
@@ -81,17 +73,20 @@ class Run:
         self._pending: list[bytes] = []
         self._subscription = self.notebook.ydoc.observe(lambda event: self._pending.append(event.update))
 
-    def _call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
-        self.timer = Timer(self.now + delay, callback)
-        return self.timer
+    def _call_later(self, delay: float, callback: Callable[[], None]) -> Run:
+        self.timer = (self.now + delay, callback)
+        return self  # its handle: `cancel` cancels the one timer there is
+
+    def cancel(self) -> None:
+        self.timer = None
 
     def advance(self, seconds: float) -> None:
-        """Let time pass: the writer's timer fires when due (the writer has one at most)."""
+        """Let time pass: the writer's timer fires when due."""
         end = self.now + seconds
-        while self.timer is not None and not self.timer.cancelled and self.timer.when <= end:
-            timer, self.timer = self.timer, None
-            self.now = max(self.now, timer.when)
-            timer.callback()
+        while self.timer is not None and self.timer[0] <= end:
+            (when, callback), self.timer = self.timer, None
+            self.now = max(self.now, when)
+            callback()
         self.now = end
 
     def transact(self, operation: Callable[[YNotebook], None]) -> None:
