@@ -29,6 +29,13 @@ in two layers:
    (`paths.canonical_path`): `reports/*` never matches `reports/../secret/x`, which is
    refused before any pattern is tried.
 
+Running a notebook's code (its kernel runs as the server's owner) is a right of its own:
+the owner runs; a non-owner runs where they have access if their token holds
+`custom:jupyter-collab:run` for this server (`run_scope`: a viewer who watches and runs),
+or if their role lets them edit and `editors_run` (default True) allows it. The shares file
+narrows it as it narrows roles: a path it grants `viewer` (or `none`) is not run there,
+whatever the Hub granted; `editor` lets the Hub's grant stand.
+
 A Hub share also opens the whole Jupyter server (files, kernels, terminals) to the user,
 and `jupyterhub-singleuser` allows an admitted user everything: "let her watch this
 notebook" would be "let her run code as me". `HubAuthorizer` closes that: non-owners may
@@ -47,7 +54,7 @@ from pathlib import Path
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from traitlets import Instance, Unicode, default
+from traitlets import Bool, Instance, Unicode, default
 
 from .authorizers import PathAuthorizer
 from .permissions import ROLE_NAMES, Access, PermissionPolicy, Role, leads_to, matches
@@ -96,6 +103,20 @@ class HubPolicy(PermissionPolicy):
         config=True,
         help="Hub scope that makes a user a viewer on a server it is granted for.",
     )
+    run_scope = Unicode(
+        "custom:jupyter-collab:run",
+        config=True,
+        help="Hub scope that lets a non-owner run notebooks' code on a server it is granted for "
+        "(e.g. custom:jupyter-collab:run!server=alice/), whatever their role: with view_scope, "
+        "someone who watches and runs. Running code runs it as the server's owner. The "
+        "shares file narrows it per path (a path it grants viewer or none is not run).",
+    )
+    editors_run = Bool(
+        True,
+        config=True,
+        help="Whether non-owners whose role lets them edit (editors) also run code without "
+        "holding run_scope. False: only the owner and run_scope holders run.",
+    )
     access_role = Unicode(
         Role.NONE.value,
         config=True,
@@ -126,17 +147,28 @@ class HubPolicy(PermissionPolicy):
     def is_owner(self, hub_user: dict[str, Any]) -> bool:
         return hub_user.get("kind", "user") == "user" and hub_user.get("name") == self.server_owner
 
-    def hub_role(self, hub_user: dict[str, Any]) -> Role:
-        """The most this (non-owner) Hub user may do on this server, from their token's scopes."""
+    def holds(self, hub_user: dict[str, Any], scope: str) -> bool:
+        """Whether the Hub user's token holds `scope` for this server."""
         # Imported here: the policy module stays importable without JupyterHub installed.
         from jupyterhub.services.auth import check_scopes
 
-        scopes = set(hub_user.get("scopes", []))
-        if check_scopes(f"{self.edit_scope}!{self.server_filter}", scopes):
+        return bool(check_scopes(f"{scope}!{self.server_filter}", set(hub_user.get("scopes", []))))
+
+    def hub_role(self, hub_user: dict[str, Any]) -> Role:
+        """The most this (non-owner) Hub user may do on this server, from their token's scopes."""
+        if self.holds(hub_user, self.edit_scope):
             return Role.EDITOR
-        if check_scopes(f"{self.view_scope}!{self.server_filter}", scopes):
+        if self.holds(hub_user, self.view_scope):
             return Role.VIEWER
         return Role(self.access_role)
+
+    def runs(self, hub_user: dict[str, Any], role: Role, granted: Role | None) -> bool:
+        """Whether a non-owner whose role on a path is `role` (after narrowing) may run code
+        there; `granted` is what the shares file says of the path (None: nothing). A share
+        below editor withholds running even from a run_scope holder: the owner narrowed it."""
+        if role is Role.NONE or (granted is not None and not granted.can_edit):
+            return False
+        return self.holds(hub_user, self.run_scope) or (role.can_edit and self.editors_run)
 
     def shares_path(self, root: Path) -> Path | None:
         return root / Path(self.shares_file).expanduser() if self.shares_file else None
@@ -220,21 +252,27 @@ class HubPolicy(PermissionPolicy):
         if not isinstance(hub_user, dict):
             return Access(Role.NONE)  # not (or no longer) admitted by JupyterHub
         if self.is_owner(hub_user):
-            return Access(Role(self.owner_role))
-        return Access(self.on_path(self.hub_role(hub_user), hub_user, path, server_root(handler)))
+            return Access(Role(self.owner_role), run=True)  # their kernels run as them anyway
+        granted = self.path_grant(hub_user, path, server_root(handler))
+        role = narrowed(self.hub_role(hub_user), granted)
+        return Access(role, run=self.runs(hub_user, role, granted))
 
     def on_path(self, role: Role, hub_user: dict[str, Any], path: str, root: Path) -> Role:
         """A non-owner's Hub role narrowed to one canonical path by the owner's shares file."""
+        return narrowed(role, self.path_grant(hub_user, path, root))
+
+    def path_grant(self, hub_user: dict[str, Any], path: str, root: Path) -> Role | None:
+        """What the owner's shares file grants a non-owner on one canonical path; None when
+        it says nothing of them (no file, or they are not listed in it)."""
         shares_path = self.shares_path(root)
         if shares_path is None:
-            return role
+            return None
         if (root / path).resolve() == shares_path.resolve():
             return Role.NONE  # only the owner edits who may see what
         grants = self.shares(shares_path)
         if grants is None:
             return Role.NONE
-        granted = self.path_role(grants, hub_user, path)
-        return role if granted is None else Role.lowest(role, granted)
+        return self.path_role(grants, hub_user, path)
 
     def leads_to_grant(self, hub_user: dict[str, Any], folder: str, root: Path) -> bool:
         """Whether `folder` is above a path the shares file grants this user: listing it is
@@ -251,6 +289,12 @@ class HubPolicy(PermissionPolicy):
             if role in ROLE_NAMES and role != Role.NONE.value
         ]
         return leads_to(folder, granted)
+
+
+def narrowed(role: Role, granted: Role | None) -> Role:
+    """A Hub grant narrowed by the shares file's grant (None: the file says nothing): the
+    file cannot give what the Hub did not."""
+    return role if granted is None else Role.lowest(role, granted)
 
 
 def server_root(handler: Any) -> Path:

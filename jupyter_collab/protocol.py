@@ -224,13 +224,14 @@ VIEWERS_CANNOT_SAVE = "viewers cannot save"
 CLOSE_REASON_MAX_BYTES = 123  # RFC 6455: a close frame's reason fits in 123 bytes
 
 
-def role_notice(role: str, *, can_edit: bool, can_lock: bool, locked_cells: list[str]) -> dict:
+def role_notice(role: str, *, can_edit: bool, can_lock: bool, can_run: bool, locked_cells: list[str]) -> dict:
     """A client's rights, sent on join and on every change of them."""
     return {
         "type": "role",
         "role": role,
         "can_edit": can_edit,
         "can_lock": can_lock,
+        "can_run": can_run,
         "locked_cells": locked_cells,
     }
 

@@ -54,14 +54,16 @@ class TokenPerUser(IdentityProvider):
 
 
 class RolesFilePolicy(PermissionPolicy):
-    """Roles from a JSON file: {"alice": "owner", "bob": "editor", ...; "locked": {user: [ids]}}."""
+    """Roles from a JSON file: {"alice": "owner", "bob": "editor", ...; "locked": {user: [ids]};
+    "run": {user: true|false}} (a user not under "run" gets their role's default run right)."""
 
     roles_file = Unicode(config=True)
 
     async def access(self, user: Any, path: str, handler: Any) -> Access:
         data = json.loads(Path(self.roles_file).read_text())
         role = Role(data.get(user.username, "none"))
-        return Access(role, frozenset(data.get("locked", {}).get(user.username, [])))
+        locked = frozenset(data.get("locked", {}).get(user.username, []))
+        return Access(role, locked, run=data.get("run", {}).get(user.username))
 
 
 class CarolReadsOnly(Authorizer):

@@ -59,6 +59,7 @@ async def test_role_notice_comes_before_the_first_sync_message(team):
         "role": "viewer",
         "can_edit": False,
         "can_lock": False,
+        "can_run": False,
         "locked_cells": [],
     }
     message = decode_message(second)
@@ -250,6 +251,7 @@ async def test_policy_locked_cells(team):
         "role": "editor",
         "can_edit": True,
         "can_lock": False,
+        "can_run": True,
         "locked_cells": [cell_ids(alice)[1]],
     }
     bob.notebook().ycells[1]["source"].insert(0, "x")
