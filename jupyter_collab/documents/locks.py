@@ -7,8 +7,9 @@ existing cell, through a move, or by adding a cell that carries them.
 
 Owners are never asked. The room's guard (`rooms/guard.py`) applies this rule to every
 change a non-owner makes, whatever the route (a socket, REST, a merge, a contents-API
-write); the Python client asks it before sending, so that a program learns of a refusal
-at once instead of losing its edit with everything sent alongside.
+write). The Python client asks it before sending, for the cells' own lock flags, so that a
+program learns of such a refusal at once instead of losing its edit with everything sent
+alongside; cells the policy locks for the program are refused by the server only.
 """
 
 from __future__ import annotations

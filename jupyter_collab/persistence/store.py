@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 from pycrdt import merge_updates
 
 T = TypeVar("T")
+MAX_RETRY_SECONDS = 30.0  # between attempts to write after a failed write (a full disk)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -130,14 +131,20 @@ class HistoryStore:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
+        retry = self.flush_interval
         while True:
             await self._wake.wait()
             await asyncio.sleep(self.flush_interval)
             self._wake.clear()
             try:
                 await self.flush()
-            except Exception:  # a full disk must not stop the server; next flush retries
-                self.log.exception("jupyter_collab: history store write failed")
+            except Exception:  # a full disk must not stop the server: try again, slower
+                self.log.exception("jupyter_collab: history store write failed; retrying")
+                retry = min(retry * 2, MAX_RETRY_SECONDS)
+                await asyncio.sleep(retry)
+                self._wake.set()  # what failed is queued again: write it even if nothing new comes
+            else:
+                retry = self.flush_interval
 
     # -- reading -------------------------------------------------------------------------
 
@@ -151,9 +158,30 @@ class HistoryStore:
         return await asyncio.to_thread(locked)
 
     async def load(self, room: str) -> StoredDocument | None:
-        """The stored history of a room, or None when there is none."""
-        await self.flush()
-        return await self._in_thread(self._load, room)
+        """The history of a room (what is written, then what is still queued for it), or
+        None when there is none. A failing write (a full disk) does not keep rooms from
+        opening: what it holds stays queued, and is part of the answer."""
+        try:
+            await self.flush()
+        except Exception:
+            self.log.exception("jupyter_collab: history store write failed; %s loads from memory too", room)
+        stored = await self._in_thread(self._load, room)
+        return self._with_queued(room, stored)
+
+    def _with_queued(self, room: str, stored: StoredDocument | None) -> StoredDocument | None:
+        pending, base = self._pending.get(room), self._bases.get(room)
+        if pending is None and base is None:
+            return stored
+        parts = [] if stored is None else [stored.state]
+        if pending is not None:
+            parts = [pending.snapshot] if pending.snapshot is not None else parts
+            parts += pending.updates or []
+        if not parts:
+            return None
+        state = parts[0] if len(parts) == 1 else merge_updates(*parts)
+        if base is None:
+            base = (stored.base, stored.base_hash) if stored else (None, None)
+        return StoredDocument(state, *base)
 
     def _load(self, room: str) -> StoredDocument | None:
         row = self._db.execute("SELECT base, base_hash FROM documents WHERE room=?", (room,)).fetchone()
@@ -203,20 +231,27 @@ class HistoryStore:
             pending, self._pending = self._pending, {}
             bases, self._bases = self._bases, {}
             try:
-                if pending or bases:
-                    await self._in_thread(self._write, pending, bases)
+                sizes = await self._in_thread(self._write, pending, bases) if pending or bases else {}
             except BaseException:  # cancelled too: the thread may not finish; updates are idempotent
                 for room, item in pending.items():
                     self._pending[room] = item.then(self._pending.get(room))
                 self._bases = {**bases, **self._bases}
                 raise
+            self._stored_bytes.update(sizes)  # only once committed: a retried batch counts once
+            if sizes:
+                try:
+                    await self._in_thread(self._evict)
+                except Exception:  # the batch is committed; eviction tries again next time
+                    self.log.exception("jupyter_collab: history store eviction failed")
             for room, size in list(self._stored_bytes.items()):
                 if size > self.compact_bytes and room in self._snapshotters:
                     self.replace(room, self._snapshotters[room]())
                     self._stored_bytes[room] = 0
 
-    def _write(self, pending: dict[str, _Pending], bases: dict[str, tuple[str, str]]) -> None:
+    def _write(self, pending: dict[str, _Pending], bases: dict[str, tuple[str, str]]) -> dict[str, int]:
+        """Write one batch in one transaction; returns the rooms' stored sizes after it."""
         now = time.time()
+        sizes: dict[str, int] = {}
         with self._db:
             self._db.execute("BEGIN")
             for room, item in pending.items():
@@ -225,15 +260,17 @@ class HistoryStore:
                     "ON CONFLICT(room) DO UPDATE SET used=excluded.used",
                     (room, now),
                 )
+                size = self._stored_bytes.get(room, 0)
                 if item.snapshot is not None:
                     self._db.execute("DELETE FROM updates WHERE room=?", (room,))
                     self._db.execute("INSERT INTO updates (room, data) VALUES (?, ?)", (room, item.snapshot))
-                    self._stored_bytes[room] = len(item.snapshot)
+                    size = len(item.snapshot)
                 updates = item.updates or []
                 if updates:
                     blob = updates[0] if len(updates) == 1 else merge_updates(*updates)
                     self._db.execute("INSERT INTO updates (room, data) VALUES (?, ?)", (room, blob))
-                    self._stored_bytes[room] = self._stored_bytes.get(room, 0) + len(blob)
+                    size += len(blob)
+                sizes[room] = size
             for room, (base, base_hash) in bases.items():
                 self._db.execute(
                     "INSERT INTO documents (room, base, base_hash, used) VALUES (?, ?, ?, ?) "
@@ -241,7 +278,7 @@ class HistoryStore:
                     "base_hash=excluded.base_hash, used=excluded.used",
                     (room, base, base_hash, now),
                 )
-        self._evict()
+        return sizes
 
     def _evict(self) -> None:
         """Drop histories of closed documents, least recently used first, past max_bytes."""

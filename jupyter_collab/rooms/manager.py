@@ -122,21 +122,25 @@ class RoomManager:
         claim = await self.backplane.claim(key.room_id)
         try:
             loaded = await load_document(key, file, self.store, claim.start, self.log)
+            room = DocumentRoom(
+                key,
+                file,
+                loaded,
+                store=self.store,
+                save=self.save,
+                broadcast_window=self.broadcast_window,
+                events=self.events,
+                log=self.log,
+            )
+            room.awareness.limits = self.limits.awareness
+            await claim.attach(room)
         except BaseException:
+            # Nothing of a room that failed to open stays behind: not the save lease (others
+            # would wait for it to expire), not the store's hold on its history.
+            if self.store:
+                self.store.close(key.room_id)
             await claim.abandon()
             raise
-        room = DocumentRoom(
-            key,
-            file,
-            loaded,
-            store=self.store,
-            save=self.save,
-            broadcast_window=self.broadcast_window,
-            events=self.events,
-            log=self.log,
-        )
-        room.awareness.limits = self.limits.awareness
-        await claim.attach(room)
         self.watcher.watch(room.room_id, room.disk.changed_on_disk, room.check_disk)
         self.log.info("jupyter_collab: opened room %s (%s) from %s", key.room_id, file.path, loaded.source)
         return room
