@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from typing import Any
 from urllib.parse import quote
 
@@ -31,6 +32,8 @@ from ..protocol import (
     sync_frame,
     unrelated_histories,
 )
+
+log = logging.getLogger(__name__)
 
 
 class RoomClosed(Exception):
@@ -214,7 +217,10 @@ class RoomClient:
         except asyncio.CancelledError:
             raise
         except Exception:
-            # Something we cannot apply: drop the connection (a reconnect resyncs).
+            # Something we cannot apply: drop the connection (a reconnect resyncs), and say
+            # what it was: a connection that ends for no visible reason cannot be diagnosed.
+            room = self.url.split("?", 1)[0]  # no query: it may hold a token
+            log.warning("jupyter_collab: dropped the connection to %s", room, exc_info=True)
             ws.close(1011)
         if self.ws is ws:
             self.close_code = ws.close_code
