@@ -79,11 +79,11 @@ async def restored_room(path, room: str) -> str:
         await store.stop()
 
 
-async def test_a_failed_write_is_retried_with_everything_it_held(tmp_path, monkeypatch):
-    store = HistoryStore(tmp_path / "h.sqlite", flush_interval=60)
-    updates = typed("abcdef")
+def fail_next_write(store: HistoryStore, monkeypatch) -> list[Exception]:
+    """Make the store's next write fail (as a full disk would); returns the pending
+    failure, empty once it happened."""
     write = store._write
-    failures = [sqlite3.OperationalError("disk I/O error")]
+    failures: list[Exception] = [sqlite3.OperationalError("disk I/O error")]
 
     def failing_once(*args):
         if failures:
@@ -91,6 +91,13 @@ async def test_a_failed_write_is_retried_with_everything_it_held(tmp_path, monke
         return write(*args)
 
     monkeypatch.setattr(store, "_write", failing_once)
+    return failures
+
+
+async def test_a_failed_write_is_retried_with_everything_it_held(tmp_path, monkeypatch):
+    store = HistoryStore(tmp_path / "h.sqlite", flush_interval=60)
+    updates = typed("abcdef")
+    failures = fail_next_write(store, monkeypatch)
     for update in updates[:3]:
         store.append("room", update)
     store.set_base("room", '"base"', "hash-1")
@@ -152,15 +159,7 @@ async def test_rooms_open_while_writes_fail_with_what_is_queued(tmp_path, monkey
 async def test_a_failed_write_is_retried_without_new_edits(tmp_path, monkeypatch):
     monkeypatch.setattr("jupyter_collab.persistence.store.MAX_RETRY_SECONDS", 0.05)
     store = HistoryStore(tmp_path / "h.sqlite", flush_interval=0.01)
-    write = store._write
-    failures = [sqlite3.OperationalError("disk I/O error")]
-
-    def failing_once(*args):
-        if failures:
-            raise failures.pop()
-        return write(*args)
-
-    monkeypatch.setattr(store, "_write", failing_once)
+    failures = fail_next_write(store, monkeypatch)
     for update in typed("quiet"):
         store.append("room", update)
     for _ in range(100):  # no edit comes after the failure: the writer tries again itself
