@@ -97,7 +97,7 @@ def fail_next_write(store: HistoryStore, monkeypatch) -> list[Exception]:
 async def test_a_failed_write_is_retried_with_everything_it_held(tmp_path, monkeypatch):
     store = HistoryStore(tmp_path / "h.sqlite", flush_interval=60)
     updates = typed("abcdef")
-    failures = fail_next_write(store, monkeypatch)
+    fail_next_write(store, monkeypatch)
     for update in updates[:3]:
         store.append("room", update)
     store.set_base("room", '"base"', "hash-1")
